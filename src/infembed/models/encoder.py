@@ -47,6 +47,7 @@ class BiEncoder(nn.Module):
         normalize: L2-normalise the pooled vectors.
         separate_passage_tower: encode passages with a second copy of the backbone.
         pair_template: format string with ``{query}`` and ``{instruction}`` fields.
+        passage_template: format string with a ``{passage}`` field (e.g. ``"passage: {passage}"`` for e5).
         max_pair_length / max_passage_length: truncation lengths in tokens.
         padding_side: tokenizer padding side.
         random_init: build the architecture from the backbone's config with random weights (tests, ablations).
@@ -60,6 +61,7 @@ class BiEncoder(nn.Module):
         normalize: bool = True,
         separate_passage_tower: bool = False,
         pair_template: str = "{query} {instruction}",
+        passage_template: str = "{passage}",
         max_pair_length: int = 256,
         max_passage_length: int = 512,
         padding_side: str = "right",
@@ -69,11 +71,13 @@ class BiEncoder(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
-        _check_template(pair_template)
+        _check_template(pair_template, ("query", "instruction"), "query")
+        _check_template(passage_template, ("passage",), "passage")
         self.backbone_name = str(backbone)
         self.pooling = pooling
         self.normalize = normalize
         self.pair_template = pair_template
+        self.passage_template = passage_template
         self.max_pair_length = max_pair_length
         self.max_passage_length = max_passage_length
         self.tokenizer = AutoTokenizer.from_pretrained(self.backbone_name)
@@ -92,6 +96,9 @@ class BiEncoder(nn.Module):
     def format_pair(self, query: str, instruction: str) -> str:
         """The pair text; an empty instruction leaves just the query (no dangling separator)."""
         return self.pair_template.format(query=query, instruction=instruction).strip()
+
+    def format_passage(self, passage: str) -> str:
+        return self.passage_template.format(passage=passage)
 
     def forward(self, tokens: dict[str, torch.Tensor], tower: str = "pair") -> torch.Tensor:
         """Token ids (B, L) + attention mask (B, L) -> embeddings (B, D)."""
@@ -121,7 +128,8 @@ class BiEncoder(nn.Module):
         self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
     ) -> torch.Tensor:
         """Embed passages -> (n, D) float32 on CPU, in input order."""
-        return self.encode_texts(list(texts), "passage", batch_size, show_progress)
+        texts = [self.format_passage(t) for t in texts]
+        return self.encode_texts(texts, "passage", batch_size, show_progress)
 
     @torch.inference_mode()
     def encode_texts(
@@ -148,23 +156,23 @@ class BiEncoder(nn.Module):
     def fingerprint(self) -> str:
         """Stable hash of the backbone name, pooling, template and every weight: a key for embedding caches."""
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(f"{self.backbone_name}|{self.pooling}|{self.normalize}|{self.pair_template}".encode())
+        header = [self.backbone_name, self.pooling, self.normalize, self.pair_template, self.passage_template]
+        digest.update("|".join(map(str, header)).encode())
         for name, tensor in self.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
 
 
-def _check_template(template: str) -> None:
+def _check_template(template: str, fields: tuple[str, ...], required: str) -> None:
+    """A template must format with exactly the given fields and contain the required one."""
     try:
-        template.format(query="q", instruction="i")
+        template.format(**{field: field for field in fields})
     except (KeyError, IndexError, ValueError) as err:
-        raise ValueError(
-            f"pair_template {template!r} is invalid ({err}); expected a format string using only "
-            "the fields {query} and {instruction}"
-        ) from None
-    if "{query}" not in template:
-        raise ValueError(f"pair_template {template!r} must contain the field {{query}}")
+        expected = ", ".join("{" + f + "}" for f in fields)
+        raise ValueError(f"template {template!r} is invalid ({err!r}); expected only the fields {expected}") from None
+    if "{" + required + "}" not in template:
+        raise ValueError(f"template {template!r} must contain the field {{{required}}}")
 
 
 def _load_backbone(name: str, random_init: bool, config_overrides: dict | None) -> nn.Module:
