@@ -196,3 +196,12 @@ def test_float64_inputs_give_float64_loss_with_gradcheck():
     loss_fn = build_loss("uni_p_i_iq", temperature=0.5, kernel="naive")
     assert loss_fn(*leaves, mask).loss.dtype == torch.float64
     assert torch.autograd.gradcheck(lambda a, b, c: loss_fn(a, b, c, mask).loss, leaves)
+
+
+def test_single_row_batch_has_no_in_batch_negatives():
+    z, p, zs, mask = _batch(n=1, seed=10)
+    leaves = [t.clone().requires_grad_() for t in (z, p)]
+    out = build_loss("uni_p_iq")(*leaves)
+    out.loss.backward()
+    assert out.loss.item() == 0.0 and out.logs["negatives"].item() == 0.0
+    assert all(torch.isfinite(t.grad).all() for t in leaves)
