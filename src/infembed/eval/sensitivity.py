@@ -1,0 +1,52 @@
+"""Instruction-sensitivity check on InF-IR held-out rows (method.md §8).
+
+For each row with positive (I+, Q+, P+), poisoned instruction I- and poisoned query Q-:
+
+    hit = s(z(I+, Q+), P+) > s(z(I-, Q+), P+)  and  s(z(I+, Q+), P+) > s(z(I+, Q-), P+)
+
+sensitivity = mean(hit) over rows, in [0, 1] (ties count as misses).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from infembed.eval.benchmarks import BenchmarkDataError, iter_jsonl
+
+HELDOUT_FIELDS = ("query_positive", "query_negative", "instruction_positive", "instruction_negative")
+
+
+def read_heldout(path: str | os.PathLike) -> list[dict[str, str]]:
+    """InF-IR rows (``document`` accepted for ``document_positive``); only the fields the check needs are kept."""
+    path = Path(path)
+    rows = []
+    for lineno, row in iter_jsonl(path, HELDOUT_FIELDS):
+        passage = row.get("document_positive", row.get("document"))
+        if passage is None:
+            raise BenchmarkDataError(f"{path}:{lineno}: missing field 'document_positive' (or its alias 'document')")
+        entry = {key: row[key] for key in HELDOUT_FIELDS} | {"document_positive": passage}
+        for key, value in entry.items():
+            if not isinstance(value, str) or not value.strip():
+                raise BenchmarkDataError(f"{path}:{lineno}: field {key!r} must be a non-empty string")
+        rows.append(entry)
+    if not rows:
+        raise BenchmarkDataError(f"{path}: no rows")
+    return rows
+
+
+def instruction_sensitivity(encoder, rows: list[dict[str, str]], batch_size: int = 64) -> float:
+    """Share of rows where P+ prefers (I+, Q+) over both (I-, Q+) and (I+, Q-)."""
+    q_pos = [r["query_positive"] for r in rows]
+    i_pos = [r["instruction_positive"] for r in rows]
+    pairs_q = q_pos + q_pos + [r["query_negative"] for r in rows]
+    pairs_i = i_pos + [r["instruction_negative"] for r in rows] + i_pos
+    z = encoder.encode_pairs(pairs_q, pairs_i, batch_size=batch_size).view(3, len(rows), -1)  # (3, R, D)
+    p = encoder.encode_passages([r["document_positive"] for r in rows], batch_size=batch_size)  # (R, D)
+    scores = (z * p.unsqueeze(0)).sum(-1)  # (3, R): positive, instruction-poisoned, query-poisoned
+    hits = (scores[0] > scores[1]) & (scores[0] > scores[2])  # (R,)
+    return hits.to(torch.float64).mean().item()
+
+
+__all__ = ["instruction_sensitivity", "read_heldout"]
