@@ -205,3 +205,15 @@ def test_single_row_batch_has_no_in_batch_negatives():
     out.loss.backward()
     assert out.loss.item() == 0.0 and out.logs["negatives"].item() == 0.0
     assert all(torch.isfinite(t.grad).all() for t in leaves)
+
+
+def test_autocast_keeps_loss_and_logs_in_float32():
+    z, p, zs, mask = _batch(n=16, seed=11)
+    plain = build_loss("multi_p_i_iq")(z, p, zs, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = build_loss("multi_p_i_iq")(z, p, zs, mask)
+    assert mixed.loss.dtype == torch.float32
+    assert mixed.loss.item() == pytest.approx(plain.loss.item(), rel=1e-2)
+    for key in ("l_i", "margin"):  # computed in this package in float32, not by the (autocast) kernels
+        assert mixed.logs[key].item() == pytest.approx(plain.logs[key].item(), rel=1e-5, abs=1e-6)
+    assert mixed.logs["negatives"].item() == pytest.approx(plain.logs["negatives"].item(), rel=5e-2)

@@ -133,12 +133,12 @@ def masked_max(q: Tensor, k: Tensor, offset: int, with_columns: bool) -> tuple[T
     kf = k.to(dtype)
     row_max = torch.full((m,), float("-inf"), device=q.device, dtype=dtype)  # (M,)
     col_max = torch.full((n,), float("-inf"), device=q.device, dtype=dtype) if with_columns else None  # (N,)
+    columns = torch.arange(n, device=q.device)  # (N,)
     for start in range(0, m, chunk):
         rows = torch.arange(start, min(start + chunk, m), device=q.device)  # (c,)
-        cos = q[rows].to(dtype) @ kf.T  # (c, N)
-        diag = rows + offset  # (c,)
-        inside = diag < n
-        cos[(rows - start)[inside], diag[inside]] = float("-inf")
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            cos = q[rows].to(dtype) @ kf.T  # (c, N)
+        cos.masked_fill_(columns[None, :] == (rows + offset)[:, None], float("-inf"))  # skip the positive
         row_max[rows] = cos.amax(-1)
         if col_max is not None:
             col_max = torch.maximum(col_max, cos.amax(0))
