@@ -217,3 +217,18 @@ def test_autocast_keeps_loss_and_logs_in_float32():
     for key in ("l_i", "margin"):  # computed in this package in float32, not by the (autocast) kernels
         assert mixed.logs[key].item() == pytest.approx(plain.logs[key].item(), rel=1e-5, abs=1e-6)
     assert mixed.logs["negatives"].item() == pytest.approx(plain.logs["negatives"].item(), rel=5e-2)
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(torch.cuda.is_available(), reason="interpreter lane; the GPU lane covers CUDA")
+@pytest.mark.parametrize("name", ["uni_p_iq", "multi_p_i_iq"])
+def test_triton_backend_matches_naive_in_interpreter(name):
+    z, p, zs, mask = _batch(n=7, k=2, d=5, seed=12)
+    results = []
+    for kernel in ("naive", "triton"):
+        leaves = [t.clone().requires_grad_() for t in (z, p, zs)]
+        out = build_loss(name, kernel=kernel)(*leaves, mask)
+        out.loss.backward()
+        results.append([out.loss.detach(), *(t.grad for t in leaves)])
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
