@@ -1,0 +1,170 @@
+"""Collator: rows → three adjacent triplets each → tokenised pairs, passages and sampled instruction swaps.
+
+Runs inside the DataLoader workers (tokenisation there, dynamic padding to the longest text of the batch).
+
+Instruction-swap sampling (method.md §6), for triplet i with instruction I_i and query Q_i:
+    candidates  C_i = { distinct instruction texts u of the batch : u ≠ I_i }   (duplicates of I_i never sampled)
+    designed    the row's I- for its (I+, Q+) triplet, always in S_i when it differs from I+
+    S_i         designed ∪ uniform sample without replacement from the rest of C_i, |S_i| = min(K, |C_i|)
+Vectorised: one (N, U) score matrix (uniform noise, designed = 2, invalid = -inf) and one top-k.
+The swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j); a swapped text that is already some pair
+text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encoded again:
+    z_{i←j} = cat([pair_embeddings, swap_pair_embeddings])[swap_index[i, k]]
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch.utils.data import get_worker_info
+
+from infembed.data.dataset import derive_seed
+from infembed.data.schema import TRIPLETS_PER_ROW, expand_row
+
+AUTO = "auto"
+PADDING_SIDES = ("right", "left")
+
+
+def resolve_num_swap_negatives(value: int | str | None, rows_per_device: int) -> int:
+    """K: an int ≥ 0 as given, or None/"auto" → max(1, rows_per_device // 2 - 1) (the paper's half the local
+    batch minus one, counted in rows)."""
+    if value is None or value == AUTO:
+        return max(1, rows_per_device // 2 - 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"num_swap_negatives={value!r}: expected an int >= 0, None or {AUTO!r}")
+    return value
+
+
+def sample_swaps(instruction_ids: torch.Tensor, designed: torch.Tensor, num_unique: int, k: int,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample K distinct instruction ids per triplet, never its own, the designed one first.
+
+    instruction_ids: (N,) id of each triplet's instruction text; designed: (N,) designed negative id or -1.
+    Returns (chosen ids (N, K) int64, valid mask (N, K) bool); invalid slots hold id 0.
+    """
+    n = instruction_ids.shape[0]
+    scores = torch.rand((n, num_unique), generator=generator)  # (N, U)
+    columns = torch.arange(num_unique)  # (U,)
+    scores[columns[None, :] == instruction_ids[:, None]] = float("-inf")  # own instruction text
+    has_designed = designed >= 0  # (N,)
+    rows = torch.nonzero(has_designed).squeeze(1)
+    scores[rows, designed[rows]] = 2.0  # above any uniform score, so top-k always keeps it
+    values, chosen = scores.topk(min(k, num_unique), dim=1)  # (N, min(K, U))
+    valid = values > float("-inf")
+    pad = k - chosen.shape[1]
+    chosen = torch.nn.functional.pad(chosen, (0, pad))  # (N, K)
+    valid = torch.nn.functional.pad(valid, (0, pad), value=False)  # (N, K)
+    return torch.where(valid, chosen, 0), valid
+
+
+class TripletCollator:
+    """Turns a list of InF-IR rows into the model's batch (see module docstring for the swap sampling).
+
+    Output (CPU tensors), N = 3 · rows:
+        pairs      {input_ids, attention_mask}: (N, Lq)  text = pair_template.format(query=Q_i, instruction=I_i)
+        passages   {input_ids, attention_mask}: (N, Lp)
+        only when num_swap_negatives K > 0:
+        swap_pairs {input_ids, attention_mask}: (S, Ls)  unique swapped texts that are not pair texts (S may be 0)
+        swap_index (N, K) int64 into cat([pairs, swap_pairs])
+        swap_mask  (N, K) bool, False for padding slots
+    `tokenizer` is a name/path (loaded lazily, so the collator pickles cheaply into workers) or a tokenizer object.
+    """
+
+    def __init__(self, tokenizer: Any, pair_template: str = "{query} {instruction}", max_pair_length: int = 256,
+                 max_passage_length: int = 512, padding_side: str = "right", num_swap_negatives: int = 0,
+                 seed: int = 0, rank: int = 0):
+        if padding_side not in PADDING_SIDES:
+            raise ValueError(f"padding_side={padding_side!r}: expected one of {list(PADDING_SIDES)}")
+        check_template(pair_template)
+        by_name = isinstance(tokenizer, (str, os.PathLike))
+        self.tokenizer_name = str(tokenizer) if by_name else None
+        self._tokenizer = None if by_name else tokenizer
+        self.pair_template, self.padding_side = pair_template, padding_side
+        self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
+        resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
+        self.num_swap_negatives = num_swap_negatives  # "auto"/None: resolved per batch from its number of rows
+        self.seed, self.rank, self.epoch, self.batches = seed, rank, 0, 0
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.tokenizer_name is not None:
+            state["_tokenizer"] = None  # reloaded from the name inside the worker
+        return state
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
+        self._tokenizer.padding_side = self.padding_side
+        return self._tokenizer
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def pair_text(self, query: str, instruction: str) -> str:
+        return self.pair_template.format(query=query, instruction=instruction)
+
+    def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+        """One tokenizer call on finished strings; (len(texts), L) with L the longest in the batch."""
+        if not texts:
+            empty = torch.zeros((0, 0), dtype=torch.long)
+            return {"input_ids": empty, "attention_mask": empty.clone()}
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def generator(self) -> torch.Generator:
+        """Seeded from (seed, epoch, rank, worker, batch counter): reproducible, different on every batch."""
+        worker = get_worker_info()
+        worker_id = 0 if worker is None else worker.id
+        self.batches += 1
+        return torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, self.rank, worker_id, self.batches))
+
+    def __call__(self, rows: list[dict[str, str]]) -> dict[str, Any]:
+        triplets = [t for row in rows for t in expand_row(row)]  # 3 per row, adjacent
+        instructions, queries, passages = (list(column) for column in zip(*triplets))
+        pair_texts = [self.pair_text(q, i) for q, i in zip(queries, instructions)]
+        batch = {"pairs": self.tokenize(pair_texts, self.max_pair_length),
+                 "passages": self.tokenize(passages, self.max_passage_length)}
+        k = resolve_num_swap_negatives(self.num_swap_negatives, len(rows))
+        if k > 0:
+            batch.update(self.swaps(instructions, queries, pair_texts, k))
+        return batch
+
+    def swaps(self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int) -> dict[str, Any]:
+        """swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
+        unique = list(dict.fromkeys(instructions))  # distinct instruction texts, first-seen order
+        ids = {text: u for u, text in enumerate(unique)}
+        instruction_ids = torch.tensor([ids[text] for text in instructions])  # (N,)
+        designed = torch.full_like(instruction_ids, -1)  # (N,)
+        first = torch.arange(0, len(instructions), TRIPLETS_PER_ROW)  # the (I+, Q+) triplet of each row
+        designed[first] = instruction_ids[first + 1]  # its row's I-
+        designed[designed == instruction_ids] = -1  # I- equal to I+ is no negative
+        chosen, mask = sample_swaps(instruction_ids, designed, len(unique), k, self.generator())  # (N, K), (N, K)
+        text_index = {text: i for i, text in reversed(list(enumerate(pair_texts)))}  # first occurrence wins
+        new_texts: list[str] = []
+        targets = []
+        for i, u in zip(mask.nonzero()[:, 0].tolist(), chosen[mask].tolist()):  # valid slots, row-major
+            text = self.pair_text(queries[i], unique[u])
+            if text not in text_index:
+                text_index[text] = len(pair_texts) + len(new_texts)
+                new_texts.append(text)
+            targets.append(text_index[text])
+        swap_index = torch.zeros_like(chosen)  # (N, K), padding slots point at 0 and are masked
+        swap_index[mask] = torch.tensor(targets, dtype=torch.long)
+        return {"swap_pairs": self.tokenize(new_texts, self.max_pair_length), "swap_index": swap_index,
+                "swap_mask": mask}
+
+
+def check_template(template: str) -> str:
+    """The pair template must use exactly the fields {query} and {instruction}."""
+    try:
+        template.format(query="", instruction="")
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(f"pair_template={template!r}: expected only the fields {{query}} and {{instruction}}"
+                         f" ({error!r})") from error
+    if "{query}" not in template or "{instruction}" not in template:
+        raise ValueError(f"pair_template={template!r}: expected both {{query}} and {{instruction}}")
+    return template

@@ -1,0 +1,195 @@
+"""LightningDataModule: sources → sharded streams → collated batches, with sizes derived from the trainer.
+
+Batch sizes: global_batch_size counts ROWS per optimiser step across all devices and accumulation steps:
+    rows_per_device = global_batch_size / (world_size · accumulate_grad_batches),  triplets = 3 · rows
+Training streams pass after pass (use the trainer's max_steps); validation is one finite pass.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader
+
+from infembed.data import synthetic
+from infembed.data.collator import TripletCollator, resolve_num_swap_negatives
+from infembed.data.dataset import InfIRStream
+from infembed.data.schema import TRIPLETS_PER_ROW, DataError, check_on_bad_row
+from infembed.data.sources import LocalSource, build_source
+
+log = logging.getLogger(__name__)
+
+
+class DataConfigError(ValueError):
+    """Inconsistent data settings (e.g. a batch size that does not divide over devices)."""
+
+
+def synthetic_dir(train_source: str) -> Path:
+    """The synthetic dataset directory of a train_source pointing at DIR/train.jsonl (or DIR itself)."""
+    path = Path(train_source)
+    return path.parent if path.suffix else path
+
+
+class InfIRDataModule(LightningDataModule):
+    """InF-IR rows for training (and optionally validation); see the module docstring for the batch sizes.
+
+    train_source / val_source: hub dataset id, .jsonl/.parquet path, directory or glob. Without val_source, a
+    val_fraction of the train source (by content hash) is held out for validation (0 disables validation).
+    synthetic: {"train_rows", "eval_queries", "seed"} generates the synthetic dataset into train_source's
+    directory first when it is missing or was generated with other parameters.
+    """
+
+    def __init__(self, train_source: str, tokenizer: str, train_split: str = "train", val_source: str | None = None,
+                 val_split: str | None = None, val_fraction: float = 0.02,
+                 pair_template: str = "{query} {instruction}", max_pair_length: int = 256,
+                 max_passage_length: int = 512, padding_side: str = "right", global_batch_size: int = 32,
+                 num_swap_negatives: int | str | None = "auto", num_workers: int = 0, shuffle_buffer: int = 1000,
+                 seed: int = 0, on_bad_row: str = "raise", synthetic: dict | None = None):
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise DataConfigError(f"data.val_fraction={val_fraction}: expected a number in [0, 1)")
+        if global_batch_size < 1:
+            raise DataConfigError(f"data.global_batch_size={global_batch_size}: expected a positive number of rows")
+        self.train_source, self.train_split = str(train_source), train_split
+        self.val_source = None if val_source is None else str(val_source)
+        self.val_split, self.val_fraction = val_split or train_split, val_fraction
+        self.tokenizer = str(tokenizer)
+        self.pair_template, self.padding_side = pair_template, padding_side
+        self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
+        self.global_batch_size, self.swap_setting = global_batch_size, num_swap_negatives
+        self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
+        self.on_bad_row, self.synthetic = check_on_bad_row(on_bad_row), dict(synthetic) if synthetic else None
+        self.sizes: dict[str, Any] = {}
+        self.scan: dict[str, Any] = {}
+        self.train_set: InfIRStream | None = None
+        self.val_set: InfIRStream | None = None
+
+    # -- synthetic data -------------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset (Lightning runs this on one process per node, before setup)."""
+        if self.synthetic is not None:
+            if synthetic.ensure(synthetic_dir(self.train_source), **self.synthetic):
+                log.info("generated synthetic data in %s", synthetic_dir(self.train_source))
+
+    def _check_synthetic(self, world_size: int) -> None:
+        out = synthetic_dir(self.train_source)
+        if self.synthetic is None or synthetic.is_current(out, synthetic.params(**self.synthetic)):
+            return
+        if world_size > 1:
+            raise DataConfigError(f"synthetic data in {out} is missing or stale and prepare_data() did not run")
+        self.prepare_data()
+
+    # -- sizes ----------------------------------------------------------------------------------------------
+    def _topology(self) -> tuple[int, int, int]:
+        """(world_size, global_rank, accumulate_grad_batches) from the attached trainer, else (1, 0, 1)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0, 1
+        return trainer.world_size, trainer.global_rank, trainer.accumulate_grad_batches
+
+    def _derive_sizes(self, world_size: int, accumulate: int) -> None:
+        per_step = world_size * accumulate
+        if self.global_batch_size % per_step:
+            raise DataConfigError(
+                f"data.global_batch_size={self.global_batch_size} rows must be divisible by world_size "
+                f"({world_size}) × accumulate_grad_batches ({accumulate}) = {per_step}")
+        rows = self.global_batch_size // per_step
+        self.sizes = {
+            "rows_per_device": rows, "triplets_per_device": TRIPLETS_PER_ROW * rows,
+            "rows_global": self.global_batch_size, "triplets_global": TRIPLETS_PER_ROW * self.global_batch_size,
+            "world_size": world_size, "accumulate_grad_batches": accumulate,
+            "num_swap_negatives": resolve_num_swap_negatives(self.swap_setting, rows),
+        }
+
+    @property
+    def rows_per_device(self) -> int:
+        return self._size("rows_per_device")
+
+    @property
+    def triplets_per_device(self) -> int:
+        return self._size("triplets_per_device")
+
+    @property
+    def num_swap_negatives(self) -> int:
+        """K resolved: an explicit int, or for None/"auto" max(1, rows_per_device // 2 - 1)."""
+        return self._size("num_swap_negatives")
+
+    def _size(self, key: str) -> int:
+        if not self.sizes:
+            raise RuntimeError(f"{key} is known after setup()")
+        return self.sizes[key]
+
+    def describe(self) -> dict[str, Any]:
+        """Derived sizes (rows/triplets per device and global, K, topology) and what the pre-scan found."""
+        return {**self.sizes, **self.scan}
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Bad rows skipped per reason in the local pre-scan (on_bad_row="skip")."""
+        return dict(self.scan.get("skipped", {}))
+
+    # -- setup ----------------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        world_size, rank, accumulate = self._topology()
+        self._derive_sizes(world_size, accumulate)
+        self._check_synthetic(world_size)
+        carve = self.val_source is None and self.val_fraction > 0
+        train = build_source(self.train_source, self.train_split, self.on_bad_row,
+                             "train" if carve else None, self.val_fraction)
+        val = None
+        if self.val_source is not None:
+            val = build_source(self.val_source, self.val_split, self.on_bad_row)
+        elif carve:
+            val = build_source(self.train_source, self.train_split, self.on_bad_row, "val", self.val_fraction)
+        self._prescan(train, val)
+        self.train_set = InfIRStream(train, rank, world_size, self.shuffle_buffer, self.seed, repeat=True)
+        self.val_set = None if val is None else InfIRStream(val, rank, world_size, 0, self.seed,
+                                                            rows_per_shard=self._val_rows_per_shard(world_size))
+        log.info("data: %s", self.describe())
+
+    def _prescan(self, train: Any, val: Any) -> None:
+        """Validate local files fully before training (first bad row raises; skip mode counts)."""
+        scan: dict[str, Any] = {"train_rows": None, "val_rows": None, "skipped": {}}
+        if isinstance(train, LocalSource):
+            result = train.scan()
+            scan["train_rows"] = result.train_rows if train.part == "train" else result.rows
+            scan["val_rows"] = result.val_rows if train.part == "train" else None
+            scan["skipped"] = result.skipped.as_dict()
+            if result.skipped.total:
+                log.warning("%s: %s", self.train_source, result.skipped.summary())
+            if scan["train_rows"] == 0:
+                raise DataError(self.train_source, "file", "<all rows>", "at least one valid training row",
+                                f"0 ({result.skipped.summary()})")
+        if self.val_source is not None and isinstance(val, LocalSource):
+            result = val.scan()
+            scan["val_rows"] = result.rows
+            for reason, count in result.skipped.as_dict().items():
+                scan["skipped"][reason] = scan["skipped"].get(reason, 0) + count
+        self.scan = scan
+
+    def _val_rows_per_shard(self, world_size: int) -> int | None:
+        """Under DDP every rank must see the same number of validation batches: cap each shard equally."""
+        val_rows = self.scan.get("val_rows")
+        if world_size == 1 or val_rows is None:
+            return None
+        return val_rows // (world_size * max(1, self.num_workers))
+
+    # -- loaders --------------------------------------------------------------------------------------------
+    def collator(self, rank: int = 0) -> TripletCollator:
+        return TripletCollator(self.tokenizer, self.pair_template, self.max_pair_length, self.max_passage_length,
+                               self.padding_side, self.num_swap_negatives, self.seed, rank)
+
+    def _loader(self, dataset: InfIRStream, drop_last: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.rows_per_device, collate_fn=self.collator(dataset.rank),
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0, drop_last=drop_last)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            raise RuntimeError("call setup() before train_dataloader()")
+        return self._loader(self.train_set, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        """Validation batches (same collator, no shuffle), or [] when there is no validation data."""
+        return [] if self.val_set is None else self._loader(self.val_set, drop_last=False)
