@@ -16,7 +16,7 @@ The default block size keeps one (B, N) float32 block within ``DEFAULT_BLOCK_BYT
 """
 import torch
 
-from infembed.kernels.reference import compute_dtype, diagonal_mask, safe_logsumexp
+from infembed.kernels.reference import compute_dtype
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 
@@ -29,9 +29,11 @@ def default_block_rows(n_rows: int, n_cols: int, budget_bytes: int = DEFAULT_BLO
 def _block_scores(q_c, k_c, start, stop, scale, exclude_diagonal, diagonal_offset):
     """Masked S[start:stop] = scale · q[start:stop] kᵀ in the compute dtype. Returns (B, N)."""
     s = (q_c[start:stop] @ k_c.T).mul_(scale)  # (B, N)
-    if exclude_diagonal:
+    if exclude_diagonal:  # O(B) scatter of -inf at (i, i + offset), not an O(B·N) mask
         rows = torch.arange(start, stop, device=q_c.device)  # (B,)
-        s.masked_fill_(diagonal_mask(rows, k_c.shape[0], diagonal_offset), float("-inf"))
+        cols = rows + diagonal_offset  # (B,)
+        inside = (cols >= 0) & (cols < k_c.shape[0])  # (B,)
+        s[rows[inside] - start, cols[inside]] = float("-inf")
     return s
 
 
@@ -45,21 +47,21 @@ def _backward(ctx, g_row, g_col):
     q, k, row_lse, col_lse = ctx.saved_tensors
     dtype = compute_dtype(q.dtype)
     q_c, k_c = q.to(dtype), k.to(dtype)
-    dq = torch.zeros_like(q_c) if ctx.needs_input_grad[0] else None  # (M, D)
+    dq = torch.empty_like(q_c) if ctx.needs_input_grad[0] else None  # (M, D), every row block written once
     dk = torch.zeros_like(k_c) if ctx.needs_input_grad[1] else None  # (N, D)
     row_f = _finite(row_lse) if g_row is not None else None
     col_f = _finite(col_lse) if g_col is not None else None
     for start in range(0, q.shape[0], ctx.block_rows):
         stop = min(start + ctx.block_rows, q.shape[0])
         s = _block_scores(q_c, k_c, start, stop, ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset)  # (B, N)
-        grad_s = torch.zeros_like(s)  # (B, N)
+        grad_s = None  # (B, N) G = scale · (g p + h c), the scale folded into the (M,)/(N,) grads
         if g_col is not None:
-            grad_s += (s - col_f[None, :]).exp_().mul_(g_col.to(dtype)[None, :])
+            grad_s = (s - col_f[None, :]).exp_().mul_(ctx.scale * g_col.to(dtype)[None, :])
         if g_row is not None:
-            grad_s += s.sub_(row_f[start:stop, None]).exp_().mul_(g_row[start:stop].to(dtype)[:, None])
-        grad_s.mul_(ctx.scale)
+            row_term = s.sub_(row_f[start:stop, None]).exp_().mul_(ctx.scale * g_row[start:stop].to(dtype)[:, None])
+            grad_s = row_term if grad_s is None else grad_s.add_(row_term)
         if dq is not None:
-            dq[start:stop] = grad_s @ k_c
+            torch.mm(grad_s, k_c, out=dq[start:stop])
         if dk is not None:
             dk.addmm_(grad_s.T, q_c[start:stop])
     return (None if dq is None else dq.to(q.dtype)), (None if dk is None else dk.to(k.dtype))
@@ -76,7 +78,7 @@ class _ChunkedLSE(torch.autograd.Function):
         for start in range(0, q.shape[0], block_rows):
             stop = min(start + block_rows, q.shape[0])
             s = _block_scores(q_c, k_c, start, stop, scale, exclude_diagonal, diagonal_offset)  # (B, N)
-            lse[start:stop] = safe_logsumexp(s, dim=1)
+            lse[start:stop] = torch.logsumexp(s, dim=1)  # forward only: all -inf gives -inf
         ctx.save_for_backward(q, k, lse, None)
         ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset, ctx.block_rows = (
             scale, exclude_diagonal, diagonal_offset, block_rows)
@@ -103,8 +105,8 @@ class _ChunkedRowColLSE(torch.autograd.Function):
         for start in range(0, q.shape[0], block_rows):
             stop = min(start + block_rows, q.shape[0])
             s = _block_scores(q_c, k_c, start, stop, scale, exclude_diagonal, 0)  # (B, N)
-            row[start:stop] = safe_logsumexp(s, dim=1)
-            col = torch.logaddexp(col, safe_logsumexp(s, dim=0))
+            row[start:stop] = torch.logsumexp(s, dim=1)  # forward only: all -inf gives -inf
+            col = torch.logaddexp(col, torch.logsumexp(s, dim=0))
         ctx.save_for_backward(q, k, row, col)
         ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset, ctx.block_rows = scale, exclude_diagonal, 0, block_rows
         ctx.set_materialize_grads(False)
