@@ -51,7 +51,7 @@ def test_varying_keys_skip_constant_and_launcher_keys(grid):
 def test_table_sorts_numerically_keeps_sweep_order_and_shows_change(grid):
     table = markdown_table(load_runs([grid]))
     rows = [line for line in table.splitlines()[2:]]
-    assert [r.split("|")[1:3] for r in rows] == [
+    assert [r.split("|")[2:4] for r in rows] == [
         [" 4 ", " uni_p "], [" 8 ", " uni_p "], [" 16 ", " uni_p "], [" 16 ", " multi_p_i "]]
     assert "**30.0** (+30.0)" in rows[-1]  # best p-MRR in bold, with the change from before training
     assert "5.0 (+5.0)" in rows[1]
@@ -111,6 +111,6 @@ def test_corrupt_metrics_is_a_failed_run(tmp_path):
 
 def test_cli(grid, tmp_path, capsys):
     assert main([str(grid), "--out", str(tmp_path / "o")]) == 0
-    assert "| data.global_batch_size | loss |" in capsys.readouterr().out
+    assert "| job | data.global_batch_size | loss |" in capsys.readouterr().out
     assert main([str(tmp_path / "nope")]) == 1
     assert "no such directory" in capsys.readouterr().err

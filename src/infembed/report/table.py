@@ -49,17 +49,17 @@ def _as_number(value: str) -> float | None:
 
 
 def markdown_table(runs: list[Run]) -> str:
-    """One row per finished run; failed or never-started runs go to a second list (never hidden)."""
+    """One row per finished run (``job`` = its directory name); failed or never-started runs are listed apart."""
     keys = varying_keys(runs)
     finished = sort_runs([run for run in runs if run.ok], keys)
     metrics = metric_names(finished)
     best = {m: max((r.metrics["after"].get(m, float("-inf")) for r in finished), default=None) for m in metrics}
     lines = [
-        "| " + " | ".join([*keys, *(f"{m} (Δ)" for m in metrics)]) + " |",
-        "|" + "---|" * len(keys) + "---:|" * len(metrics),
+        "| " + " | ".join(["job", *keys, *(f"{m} (Δ)" for m in metrics)]) + " |",
+        "|---|" + "---|" * len(keys) + "---:|" * len(metrics),
     ]
     for run in finished:
-        cells = [run.overrides.get(k, "–") for k in keys] + [_cell(run, m, best[m]) for m in metrics]
+        cells = [run.path.name, *(run.overrides.get(k, "–") for k in keys), *(_cell(run, m, best[m]) for m in metrics)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
