@@ -114,3 +114,12 @@ def test_hub_rows_convert_like_local_folders():
     assert bench.candidates == {"1": ["a", "b"]}
     beir = beir_from_rows("x", corpus, [{"_id": "1", "text": "q", "instruction": "i"}], og)
     assert beir.instructions == {"1": "i"} and beir.qrels == {"1": {"a": 1, "b": 1}}
+
+
+def test_unknown_candidates_warn_and_are_dropped(tmp_path):
+    root = make_followir(tmp_path / "fir")
+    write_jsonl(root / "candidates.jsonl", [{"query-id": "q1", "corpus-ids": ["a", "ghost"]},
+                                            {"query-id": "nobody", "corpus-ids": ["a"]}])
+    with pytest.warns(BenchmarkWarning, match="1 queries not in queries.jsonl and 1 rows"):
+        bench = load_benchmark(str(root))
+    assert bench.candidates == {"q1": ["a"]}

@@ -128,3 +128,14 @@ def test_format_table_and_write_metrics(tmp_path):
     assert json.loads((tmp_path / "m1.json").read_text()) == {"ndcg@10": 0.5}
     write_metrics(results, tmp_path / "m2.json")
     assert json.loads((tmp_path / "m2.json").read_text()) == results
+
+
+def test_faiss_backend_matches_exact_top_k():
+    pytest.importorskip("faiss")
+    from infembed.eval.retrieval import faiss_top_k
+
+    gen = torch.Generator().manual_seed(1)
+    q, d = torch.randn(4, 16, generator=gen), torch.randn(50, 16, generator=gen)  # (Q, D), (N, D)
+    scores, idx = faiss_top_k(q, d, 5)
+    ref_scores, ref_idx = exact_top_k(q, d, 5)
+    assert torch.allclose(scores, ref_scores, atol=1e-5) and torch.equal(idx, ref_idx)

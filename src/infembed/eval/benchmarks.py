@@ -214,12 +214,13 @@ def _pools(source: dict[str, list] | dict[str, dict], queries: dict, corpus: dic
     return {qid: [d for d in docs if d in corpus] for qid, docs in source.items() if qid in queries}
 
 
-def _candidates(root: Path, queries: dict, corpus: dict) -> dict[str, list[str]] | None:
+def _candidates(root: Path, all_queries: dict, queries: dict, corpus: dict) -> dict[str, list[str]] | None:
+    """Pools of the evaluated ``queries`` from ``candidates.jsonl``; unknown ids warned about against all queries."""
     path = root / "candidates.jsonl"
     if not path.is_file():
         return None
     raw = read_candidates(path)
-    _warn_dangling(str(path), raw, queries, corpus)
+    _warn_dangling(str(path), raw, all_queries, corpus)
     return _pools(raw, queries, corpus)
 
 
@@ -248,7 +249,7 @@ def load_beir_folder(root: str | os.PathLike, split: str = "test", name: str | N
     queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
     if not queries:
         raise BenchmarkDataError(f"{qrels_path}: no qrels row refers to a query in {root / 'queries.jsonl'}")
-    candidates = _candidates(root, queries, corpus)
+    candidates = _candidates(root, all_queries, queries, corpus)
     return RetrievalBenchmark(
         name=name or root.name,
         corpus=corpus,
@@ -288,7 +289,7 @@ def load_followir_folder(root: str | os.PathLike, split: str = "test", name: str
         instruction_changed={qid: q["instruction_changed"] for qid, q in queries.items()},
         qrels_og={qid: qrels_og[qid] for qid in queries},
         qrels_changed={qid: qrels_changed.get(qid, {}) for qid in queries},
-        candidates=_candidates(root, queries, corpus),
+        candidates=_candidates(root, all_queries, queries, corpus),
         corpus_key=file_digest(root / "corpus.jsonl"),
     )
 
