@@ -1,11 +1,19 @@
 """CPU lane: the naive reference (gradcheck in float64) and the chunked backend against it."""
+
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
-from pathlib import Path
 
-from infembed.kernels import (BACKENDS, BackendUnavailableError, KernelInputError, resolve_backend,
-                              similarity_lse, similarity_lse_rowcol)
+from infembed.kernels import (
+    BACKENDS,
+    BackendUnavailableError,
+    KernelInputError,
+    resolve_backend,
+    similarity_lse,
+    similarity_lse_rowcol,
+)
 from infembed.kernels.chunked import chunked_similarity_lse, chunked_similarity_lse_rowcol, default_block_rows
 from infembed.kernels.reference import naive_similarity_lse, naive_similarity_lse_rowcol
 
@@ -24,7 +32,9 @@ def _brute_lse(q, k, scale, exclude, offset):
     out = []
     for i in range(q.shape[0]):
         terms = [scale * float(q[i] @ k[j]) for j in range(k.shape[0]) if not (exclude and j == i + offset)]
-        out.append(torch.tensor(terms, dtype=torch.float64).logsumexp(0) if terms else torch.tensor(float("-inf")))
+        out.append(
+            torch.tensor(terms, dtype=torch.float64).logsumexp(0) if terms else torch.tensor(float("-inf"))
+        )
     return torch.stack(out)
 
 
@@ -74,9 +84,12 @@ def _grads(fn, q, k, weights):
 def test_chunked_matches_naive(m, n, d, block, exclude, offset, dtype):
     q, k = _inputs(m, n, d, dtype)
     weights = (torch.randn(m, generator=torch.Generator().manual_seed(1)),)
-    ref, rdq, rdk = _grads(lambda a, b: naive_similarity_lse(a.double(), b.double(), 50.0, exclude, offset), q, k,
-                           weights)
-    got, dq, dk = _grads(lambda a, b: chunked_similarity_lse(a, b, 50.0, exclude, offset, block), q, k, weights)
+    ref, rdq, rdk = _grads(
+        lambda a, b: naive_similarity_lse(a.double(), b.double(), 50.0, exclude, offset), q, k, weights
+    )
+    got, dq, dk = _grads(
+        lambda a, b: chunked_similarity_lse(a, b, 50.0, exclude, offset, block), q, k, weights
+    )
     assert got[0].dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     assert dq.dtype == dtype and dk.dtype == dtype
     tol = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 5e-2}[dtype]
@@ -85,12 +98,17 @@ def test_chunked_matches_naive(m, n, d, block, exclude, offset, dtype):
     torch.testing.assert_close(dk.double(), rdk.to(dk.dtype).double(), atol=tol * 10, rtol=tol)
 
 
-@pytest.mark.parametrize("m,n,d,block,exclude", [(1, 1, 3, None, False), (9, 14, 6, 4, False), (12, 12, 5, 5, True)])
+@pytest.mark.parametrize(
+    "m,n,d,block,exclude", [(1, 1, 3, None, False), (9, 14, 6, 4, False), (12, 12, 5, 5, True)]
+)
 @pytest.mark.parametrize("which", ["both", "row", "col"])
 def test_chunked_rowcol_matches_naive(m, n, d, block, exclude, which):
     q, k = _inputs(m, n, d, torch.float64)
     gen = torch.Generator().manual_seed(2)
-    w = (torch.randn(m, generator=gen, dtype=torch.float64), torch.randn(n, generator=gen, dtype=torch.float64))
+    w = (
+        torch.randn(m, generator=gen, dtype=torch.float64),
+        torch.randn(n, generator=gen, dtype=torch.float64),
+    )
     w = {"both": w, "row": (w[0], 0 * w[1]), "col": (0 * w[0], w[1])}[which]
     ref, rdq, rdk = _grads(lambda a, b: naive_similarity_lse_rowcol(a, b, 20.0, exclude), q, k, w)
     got, dq, dk = _grads(lambda a, b: chunked_similarity_lse_rowcol(a, b, 20.0, exclude, block), q, k, w)
@@ -118,23 +136,36 @@ def test_dispatch_backends_agree_and_auto_is_chunked_on_cpu():
     assert resolve_backend("auto", "cpu") == "chunked"
     assert resolve_backend("naive", torch.device("cpu")) == "naive"
     q, k = _inputs(5, 5, 3)
-    torch.testing.assert_close(similarity_lse(q, k, 10.0, True, "auto", 0), similarity_lse(q, k, 10.0, True, "naive"))
-    torch.testing.assert_close(similarity_lse_rowcol(q, k, 10.0, backend="chunked"),
-                               similarity_lse_rowcol(q, k, 10.0, backend="naive"))
+    torch.testing.assert_close(
+        similarity_lse(q, k, 10.0, True, "auto", 0), similarity_lse(q, k, 10.0, True, "naive")
+    )
+    torch.testing.assert_close(
+        similarity_lse_rowcol(q, k, 10.0, backend="chunked"),
+        similarity_lse_rowcol(q, k, 10.0, backend="naive"),
+    )
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda q, k: similarity_lse(q, k, 1.0, backend="cuda"), "expected one of auto, naive, chunked, triton"),
-    (lambda q, k: similarity_lse(q[0], k, 1.0), "q: got shape"),
-    (lambda q, k: similarity_lse(q, k[:, :2], 1.0), "embedding dims differ"),
-    (lambda q, k: similarity_lse(q, k.double(), 1.0), "same dtype and device"),
-    (lambda q, k: similarity_lse(q.long(), k.long(), 1.0), "q: got dtype"),
-    (lambda q, k: similarity_lse(q, k, float("nan")), "scale"),
-    (lambda q, k: similarity_lse(q, k, torch.tensor(2.0, requires_grad=True)), "scale"),
-    (lambda q, k: similarity_lse(q, k, 1.0, diagonal_offset=1.5), "diagonal_offset"),
-    (lambda q, k: similarity_lse_rowcol(q, k[:3], 1.0, exclude_diagonal=True), "needs M == N"),
-    (lambda q, k: similarity_lse(q.double(), k.double(), 1.0, backend="triton"), "backend 'triton' got dtype"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda q, k: similarity_lse(q, k, 1.0, backend="cuda"),
+            "expected one of auto, naive, chunked, triton",
+        ),
+        (lambda q, k: similarity_lse(q[0], k, 1.0), "q: got shape"),
+        (lambda q, k: similarity_lse(q, k[:, :2], 1.0), "embedding dims differ"),
+        (lambda q, k: similarity_lse(q, k.double(), 1.0), "same dtype and device"),
+        (lambda q, k: similarity_lse(q.long(), k.long(), 1.0), "q: got dtype"),
+        (lambda q, k: similarity_lse(q, k, float("nan")), "scale"),
+        (lambda q, k: similarity_lse(q, k, torch.tensor(2.0, requires_grad=True)), "scale"),
+        (lambda q, k: similarity_lse(q, k, 1.0, diagonal_offset=1.5), "diagonal_offset"),
+        (lambda q, k: similarity_lse_rowcol(q, k[:3], 1.0, exclude_diagonal=True), "needs M == N"),
+        (
+            lambda q, k: similarity_lse(q.double(), k.double(), 1.0, backend="triton"),
+            "backend 'triton' got dtype",
+        ),
+    ],
+)
 def test_bad_input_raises_clear_error(call, match):
     q, k = _inputs(4, 4, 3)
     with pytest.raises(KernelInputError, match=match):
@@ -165,5 +196,6 @@ def test_kernel_config_files(name):
 def test_import_does_not_import_triton():
     import subprocess
     import sys
+
     code = "import sys, infembed.kernels; assert 'triton' not in sys.modules, 'triton imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,15 +1,19 @@
 """GPU lane (-m gpu): the Triton kernels at real sizes in fp32 and bf16, and their memory.
 
-Tolerance rule: the kernel's error against the truth (naive in float64 on the same rounded inputs) is at most twice
-torch's own error computing the same thing naively in that precision, plus a small atol.
+Tolerance rule: the kernel's error against the truth (naive in float64 on the same rounded inputs) is at most
+twice torch's own error computing the same thing naively in that precision, plus a small atol.
 """
+
 import pytest
 import torch
 
 from infembed.kernels import similarity_lse, similarity_lse_rowcol
 from infembed.kernels.reference import naive_similarity_lse_rowcol
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 ATOL = {torch.float32: 1e-5, torch.bfloat16: 1e-3}
 
 
@@ -27,7 +31,9 @@ def test_rowcol_error_within_twice_torch(dtype, n, d, exclude):
     k = torch.nn.functional.normalize(torch.randn(n, d, device="cuda", generator=gen), dim=-1).to(dtype)
     q.requires_grad_(), k.requires_grad_()
     w = [torch.randn(n, device="cuda", generator=gen) for _ in range(2)]
-    truth = _value_and_grads(lambda a, b: naive_similarity_lse_rowcol(a.double(), b.double(), 20.0, exclude), q, k, w)
+    truth = _value_and_grads(
+        lambda a, b: naive_similarity_lse_rowcol(a.double(), b.double(), 20.0, exclude), q, k, w
+    )
     torch_own = _value_and_grads(lambda a, b: naive_similarity_lse_rowcol(a, b, 20.0, exclude), q, k, w)
     kernel = _value_and_grads(lambda a, b: similarity_lse_rowcol(a, b, 20.0, exclude, "triton"), q, k, w)
     for name, t, own, got in zip(["row", "col", "dq", "dk"], truth, torch_own, kernel):

@@ -1,10 +1,11 @@
 """A training step through the losses gives the same loss and parameter gradients with kernel=triton (the
 interpreter on CPU) as with kernel=naive, and with kernel=chunked."""
+
 import pytest
 import torch
 
 losses = pytest.importorskip("infembed.losses")
-from infembed.models.encoder import tiny_bert_encoder  # noqa: E402
+from infembed.models.encoder import tiny_bert_encoder
 
 pytestmark = [pytest.mark.kernel, pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")]
 
@@ -28,7 +29,9 @@ def _step(encoder, loss_name, kernel):
     out = loss_fn(iq, p, iq_swapped)
     loss = out.loss if hasattr(out, "loss") else out
     loss.backward()
-    return loss.detach(), {name: w.grad.clone() for name, w in encoder.named_parameters() if w.grad is not None}
+    return loss.detach(), {
+        name: w.grad.clone() for name, w in encoder.named_parameters() if w.grad is not None
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +40,15 @@ def encoder():
     return tiny_bert_encoder().eval()  # no dropout: both steps see the same embeddings
 
 
-@pytest.mark.parametrize("loss_name,kernel", [("uni_p_iq", "triton"), ("multi_p_i", "triton"),
-                                              ("multi_p_i_iq", "triton"), ("multi_p_i_iq", "chunked")])
+@pytest.mark.parametrize(
+    "loss_name,kernel",
+    [
+        ("uni_p_iq", "triton"),
+        ("multi_p_i", "triton"),
+        ("multi_p_i_iq", "triton"),
+        ("multi_p_i_iq", "chunked"),
+    ],
+)
 def test_training_step_matches_naive(encoder, loss_name, kernel):
     if kernel == "triton":
         pytest.importorskip("triton")

@@ -3,6 +3,7 @@
 On a machine without CUDA, conftest.py sets TRITON_INTERPRET=1 before triton is imported, so these run on CPU
 tensors through the interpreter (tiny shapes: it is ~1000× slower than torch). With CUDA they run on the GPU.
 """
+
 import pytest
 import torch
 
@@ -62,12 +63,16 @@ def test_lse_large_logits_scale_100(exclude):
     ref, rgrads = _value_and_grads(naive_similarity_lse(q.double(), k.double(), 100.0, exclude), w, q, k)
     assert all(torch.isfinite(g).all() for g in grads)
     torch.testing.assert_close(got[0].double(), ref[0], atol=1e-4, rtol=1e-5)
-    torch.testing.assert_close([g.double() for g in grads], [g.double() for g in rgrads], atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(
+        [g.double() for g in grads], [g.double() for g in rgrads], atol=1e-3, rtol=1e-4
+    )
 
 
 def test_fully_masked_row_is_minus_inf_and_has_zero_grad():
     q, k = _inputs(3, 2, 5)
-    lse = similarity_lse(q, k, 4.0, True, "triton", -2)  # row 2 excludes column 0 only; 1×1 below excludes all
+    lse = similarity_lse(
+        q, k, 4.0, True, "triton", -2
+    )  # row 2 excludes column 0 only; 1×1 below excludes all
     torch.testing.assert_close(lse, naive_similarity_lse(q, k, 4.0, True, -2))
     q1, k1 = _inputs(1, 1, 4)
     lse1 = similarity_lse(q1, k1, 4.0, True, "triton")
@@ -76,8 +81,9 @@ def test_fully_masked_row_is_minus_inf_and_has_zero_grad():
     assert not dq.any() and not dk.any()
 
 
-@pytest.mark.parametrize("m,n,d,exclude", [(1, 1, 1, False), (70, 45, 33, False), (70, 70, 17, True),
-                                           (9, 9, 6, True)])
+@pytest.mark.parametrize(
+    "m,n,d,exclude", [(1, 1, 1, False), (70, 45, 33, False), (70, 70, 17, True), (9, 9, 6, True)]
+)
 @pytest.mark.parametrize("which", ["both", "row", "col"])
 def test_rowcol_matches_reference(m, n, d, exclude, which):
     """70 rows = 3 row blocks on 2 persistent programs: the column partials merge across row blocks."""
@@ -115,5 +121,6 @@ def test_half_precision_inputs(dtype):
 def test_non_contiguous_inputs():
     q, k = _inputs(12, 10, 8)
     qt, kt = q.detach().T.contiguous().T[:, :6], k.detach()[:, :6]  # column-major q; k with row stride 8
-    torch.testing.assert_close(similarity_lse(qt, kt, 3.0, backend="triton"),
-                               naive_similarity_lse(qt, kt, 3.0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        similarity_lse(qt, kt, 3.0, backend="triton"), naive_similarity_lse(qt, kt, 3.0), atol=1e-5, rtol=1e-5
+    )

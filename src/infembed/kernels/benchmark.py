@@ -3,20 +3,22 @@
     python -m infembed.kernels.benchmark --device cpu --sizes 4096 16384 --dim 384 --dtype fp32 \
         --backends naive chunked --shape uni_p_iq
 
-Work per step (``--shape``): ``uni_p_iq`` = row and column lse of one Z·Pᵀ (diagonal excluded) + backward, as the
-uni_p_iq / multi_p_iq losses need; ``lse`` = row lse only + backward. Inputs are L2-normalised, scale = 20 (τ = 0.05).
+Work per step (``--shape``): ``uni_p_iq`` = row and column lse of one Z·Pᵀ (diagonal excluded) + backward, as
+the uni_p_iq / multi_p_iq losses need; ``lse`` = row lse only + backward. Inputs are L2-normalised, scale = 20
+(τ = 0.05).
 
 Each (backend, size) runs in a fresh subprocess, so one backend's allocations cannot hide another's.
 Peak memory = the extra memory of the timed steps above what the process holds with q and k (no grads) and
 after the warm-up steps:
   * CUDA: ``torch.cuda.max_memory_allocated()`` minus the allocation before the first step;
-  * CPU: the resident-set high-water mark. The worker runs with glibc's ``MALLOC_MMAP_THRESHOLD_=65536`` (every
-    block ≥ 64 KiB is its own mapping, returned to the OS when torch frees it, so RSS follows live memory), runs
-    the warm-up steps, drops the gradients, resets the kernel's peak-RSS counter (``5`` written to
-    ``/proc/self/clear_refs``), and reports ``VmHWM`` after the timed steps minus ``VmRSS`` before them
+  * CPU: the resident-set high-water mark. The worker runs with glibc's ``MALLOC_MMAP_THRESHOLD_=65536``
+    (every block ≥ 64 KiB is its own mapping, returned to the OS when torch frees it, so RSS follows live
+    memory), runs the warm-up steps, drops the gradients, resets the kernel's peak-RSS counter (``5`` written
+    to ``/proc/self/clear_refs``), and reports ``VmHWM`` after the timed steps minus ``VmRSS`` before them
     (``/proc/self/status``): every page the steps really touched at their peak, fragmentation included.
 Ratios are to ``naive`` measured in the same invocation.
 """
+
 import argparse
 import json
 import os
@@ -58,12 +60,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(backend: str, n: int, dim: int, dtype: str, device: str, shape: str, repeats: int, warmup: int) -> dict:
+def measure(
+    backend: str, n: int, dim: int, dtype: str, device: str, shape: str, repeats: int, warmup: int
+) -> dict:
     """Median seconds per forward+backward and peak extra bytes, in this process."""
     dev = torch.device(device)
     gen = torch.Generator(device=dev).manual_seed(0)
-    q, k = (torch.nn.functional.normalize(torch.randn(n, dim, generator=gen, device=dev), dim=-1)
-            .to(DTYPES[dtype]).requires_grad_() for _ in range(2))  # (N, D) each
+    q, k = (
+        torch.nn.functional.normalize(torch.randn(n, dim, generator=gen, device=dev), dim=-1)
+        .to(DTYPES[dtype])
+        .requires_grad_()
+        for _ in range(2)
+    )  # (N, D) each
     for _ in range(warmup):  # lazy initialisation (thread pools, kernel compilation) stays out of the peak
         _step(q, k, backend, shape)
     q.grad = k.grad = None
@@ -80,17 +88,36 @@ def measure(backend: str, n: int, dim: int, dtype: str, device: str, shape: str,
         _step(q, k, backend, shape)
         _sync(dev)
         times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else _proc_status_kib("VmHWM") * 1024)
+    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else _proc_status_kib("VmHWM") * 1024
     return {"backend": backend, "n": n, "time_s": statistics.median(times), "peak_bytes": max(0, peak - base)}
 
 
 def _run_worker(args, backend: str, n: int) -> dict:
     """``measure`` in a fresh interpreter; an error (e.g. out of memory) is reported, not raised."""
-    cmd = [sys.executable, "-m", "infembed.kernels.benchmark", "--worker", "--backends", backend, "--sizes", str(n),
-           "--dim", str(args.dim), "--dtype", args.dtype, "--device", args.device, "--shape", args.shape,
-           "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "infembed.kernels.benchmark",
+        "--worker",
+        "--backends",
+        backend,
+        "--sizes",
+        str(n),
+        "--dim",
+        str(args.dim),
+        "--dtype",
+        args.dtype,
+        "--device",
+        args.device,
+        "--shape",
+        args.shape,
+        "--repeats",
+        str(args.repeats),
+        "--warmup",
+        str(args.warmup),
+    ]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}  # glibc: blocks ≥ 64 KiB go back on free
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         return {"backend": backend, "n": n, "error": reason[:80]}
@@ -100,10 +127,14 @@ def _run_worker(args, backend: str, n: int) -> dict:
 def _table(results: list[dict], args) -> str:
     """Markdown table with ratios to naive at the same size."""
     naive = {r["n"]: r for r in results if r["backend"] == "naive" and "error" not in r}
-    lines = [f"shape={args.shape} device={args.device} dtype={args.dtype} D={args.dim} "
-             f"repeats={args.repeats} (median) warmup={args.warmup}",
-             "| backend | N | fwd+bwd time (s) | peak extra memory (MiB) | time / naive | memory / naive |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        (
+            f"shape={args.shape} device={args.device} dtype={args.dtype} D={args.dim} "
+            f"repeats={args.repeats} (median) warmup={args.warmup}"
+        ),
+        "| backend | N | fwd+bwd time (s) | peak extra memory (MiB) | time / naive | memory / naive |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['backend']} | {r['n']} | failed: {r['error']} | | | |")
@@ -111,8 +142,10 @@ def _table(results: list[dict], args) -> str:
         ref = naive.get(r["n"])
         t_ratio = f"{r['time_s'] / ref['time_s']:.2f}" if ref else "n/a"
         m_ratio = f"{r['peak_bytes'] / ref['peak_bytes']:.3f}" if ref and ref["peak_bytes"] else "n/a"
-        lines.append(f"| {r['backend']} | {r['n']} | {r['time_s']:.3f} | {r['peak_bytes'] / 2**20:.1f} | "
-                     f"{t_ratio} | {m_ratio} |")
+        lines.append(
+            f"| {r['backend']} | {r['n']} | {r['time_s']:.3f} | {r['peak_bytes'] / 2**20:.1f} | "
+            f"{t_ratio} | {m_ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -122,8 +155,13 @@ def _parse(argv):
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384], help="N (= M) values")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
-    parser.add_argument("--backends", nargs="+", choices=("naive", "chunked", "triton"), default=None,
-                        help="default: naive chunked (cpu), naive chunked triton (cuda)")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=("naive", "chunked", "triton"),
+        default=None,
+        help="default: naive chunked (cpu), naive chunked triton (cuda)",
+    )
     parser.add_argument("--shape", choices=SHAPES, default="uni_p_iq")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
@@ -139,8 +177,16 @@ def _parse(argv):
 def main(argv=None) -> None:
     args = _parse(argv)
     if args.worker:
-        result = measure(args.backends[0], args.sizes[0], args.dim, args.dtype, args.device, args.shape,
-                         args.repeats, args.warmup)
+        result = measure(
+            args.backends[0],
+            args.sizes[0],
+            args.dim,
+            args.dtype,
+            args.device,
+            args.shape,
+            args.repeats,
+            args.warmup,
+        )
         print(json.dumps(result))
         return
     results = []

@@ -1,8 +1,8 @@
 """Chunked backend: pure torch in row blocks, O(block·N) memory instead of O(M·N).
 
 Forward: for each block of B rows, S_blk = scale · q_blk kᵀ (B, N) in float32 (float64 for float64 inputs),
-row lse_blk = logsumexp(S_blk, dim=1). For the row+column variant the column lse is accumulated online across row
-blocks: col ← logaddexp(col, logsumexp(S_blk, dim=0)).
+row lse_blk = logsumexp(S_blk, dim=1). For the row+column variant the column lse is accumulated online across
+row blocks: col ← logaddexp(col, logsumexp(S_blk, dim=0)).
 
 Backward (the autograd.Function saves only q, k and the lse vectors, then recomputes each S_blk):
     ∂lse_i/∂S_ij = p_ij = exp(S_ij − lse_i)            (row softmax; masked entries have S = −inf → p = 0)
@@ -11,9 +11,10 @@ Backward (the autograd.Function saves only q, k and the lse vectors, then recomp
     dq_blk = G_blk k,   dk += G_blkᵀ q_blk
 Rows (columns) whose entries are all masked have lse = −inf; it is replaced by 0 so exp(−inf − 0) = 0.
 
-Memory: inputs, their float32 copies when they are bf16/fp16, the (M,)/(N,) results and a few (B, N) temporaries.
-The default block size keeps one (B, N) float32 block within ``DEFAULT_BLOCK_BYTES``.
+Memory: inputs, their float32 copies when they are bf16/fp16, the (M,)/(N,) results and a few (B, N)
+temporaries. The default block size keeps one (B, N) float32 block within ``DEFAULT_BLOCK_BYTES``.
 """
+
 import torch
 
 from infembed.kernels.reference import compute_dtype
@@ -53,12 +54,16 @@ def _backward(ctx, g_row, g_col):
     col_f = _finite(col_lse) if g_col is not None else None
     for start in range(0, q.shape[0], ctx.block_rows):
         stop = min(start + ctx.block_rows, q.shape[0])
-        s = _block_scores(q_c, k_c, start, stop, ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset)  # (B, N)
+        s = _block_scores(
+            q_c, k_c, start, stop, ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset
+        )  # (B, N)
         grad_s = None  # (B, N) G = scale · (g p + h c), the scale folded into the (M,)/(N,) grads
         if g_col is not None:
             grad_s = (s - col_f[None, :]).exp_().mul_(ctx.scale * g_col.to(dtype)[None, :])
         if g_row is not None:
-            row_term = s.sub_(row_f[start:stop, None]).exp_().mul_(ctx.scale * g_row[start:stop].to(dtype)[:, None])
+            row_term = (
+                s.sub_(row_f[start:stop, None]).exp_().mul_(ctx.scale * g_row[start:stop].to(dtype)[:, None])
+            )
             grad_s = row_term if grad_s is None else grad_s.add_(row_term)
         if dq is not None:
             torch.mm(grad_s, k_c, out=dq[start:stop])
@@ -81,7 +86,11 @@ class _ChunkedLSE(torch.autograd.Function):
             lse[start:stop] = torch.logsumexp(s, dim=1)  # forward only: all -inf gives -inf
         ctx.save_for_backward(q, k, lse, None)
         ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset, ctx.block_rows = (
-            scale, exclude_diagonal, diagonal_offset, block_rows)
+            scale,
+            exclude_diagonal,
+            diagonal_offset,
+            block_rows,
+        )
         ctx.set_materialize_grads(False)
         return lse
 
@@ -108,7 +117,12 @@ class _ChunkedRowColLSE(torch.autograd.Function):
             row[start:stop] = torch.logsumexp(s, dim=1)  # forward only: all -inf gives -inf
             col = torch.logaddexp(col, torch.logsumexp(s, dim=0))
         ctx.save_for_backward(q, k, row, col)
-        ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset, ctx.block_rows = scale, exclude_diagonal, 0, block_rows
+        ctx.scale, ctx.exclude_diagonal, ctx.diagonal_offset, ctx.block_rows = (
+            scale,
+            exclude_diagonal,
+            0,
+            block_rows,
+        )
         ctx.set_materialize_grads(False)
         return row, col
 
@@ -121,9 +135,12 @@ class _ChunkedRowColLSE(torch.autograd.Function):
 
 
 def chunked_similarity_lse(q, k, scale, exclude_diagonal=False, diagonal_offset=0, block_rows=None):
-    """Row lse (M,) of scale · q kᵀ, O(block_rows · N) memory. ``block_rows`` None: from DEFAULT_BLOCK_BYTES."""
+    """Row lse (M,) of scale · q kᵀ, O(block_rows · N) memory. ``block_rows`` None: from
+    DEFAULT_BLOCK_BYTES."""
     block_rows = block_rows or default_block_rows(q.shape[0], k.shape[0])
-    return _ChunkedLSE.apply(q, k, float(scale), bool(exclude_diagonal), int(diagonal_offset), int(block_rows))
+    return _ChunkedLSE.apply(
+        q, k, float(scale), bool(exclude_diagonal), int(diagonal_offset), int(block_rows)
+    )
 
 
 def chunked_similarity_lse_rowcol(q, k, scale, exclude_diagonal=False, block_rows=None):

@@ -1,12 +1,13 @@
 """Naive backend: materialise S = scale · q kᵀ and take log-sum-exp along rows / columns.
 
-This is the single source of truth the other backends are tested against. It is what plain torch does: the matmul
-runs in the input precision (float64 stays float64, so ``torch.autograd.gradcheck`` works), the log-sum-exp in
-float32 (float64 for float64 inputs). Memory is O(M·N) for S plus O(M·N) for its gradient.
+This is the single source of truth the other backends are tested against. It is what plain torch does: the
+matmul runs in the input precision (float64 stays float64, so ``torch.autograd.gradcheck`` works), the
+log-sum-exp in float32 (float64 for float64 inputs). Memory is O(M·N) for S plus O(M·N) for its gradient.
 
-Masking: with ``exclude_diagonal`` the entry j == i + diagonal_offset of row i is dropped (set to -inf). A row (or
-column) whose entries are all dropped has lse = -inf and contributes a zero gradient.
+Masking: with ``exclude_diagonal`` the entry j == i + diagonal_offset of row i is dropped (set to -inf). A row
+(or column) whose entries are all dropped has lse = -inf and contributes a zero gradient.
 """
+
 import torch
 
 
@@ -28,7 +29,9 @@ def safe_logsumexp(s: torch.Tensor, dim: int) -> torch.Tensor:
     return lse.masked_fill(empty, float("-inf"))
 
 
-def naive_scores(q, k, scale: float, exclude_diagonal: bool = False, diagonal_offset: int = 0) -> torch.Tensor:
+def naive_scores(
+    q, k, scale: float, exclude_diagonal: bool = False, diagonal_offset: int = 0
+) -> torch.Tensor:
     """S_ij = scale · q_i·k_j as a materialised (M, N) matrix in float32 (float64), masked entries -inf."""
     s = (q @ k.T).to(compute_dtype(q.dtype)) * scale  # (M, N)
     if exclude_diagonal:

@@ -1,10 +1,11 @@
 """Triton backend: launchers and autograd.Functions around the fused kernels.
 
-Forward: triton_lse_fwd.lse_fwd_kernel (row lse; column partials from the same tiles for the row+column variant).
-Backward: triton_lse_bwd.lse_bwd_kernel, called once for dq and once for dk (on Sᵀ). The Functions save only q, k and
-the (M,)/(N,) lse vectors. Device properties are queried at call time, never at import. On CPU tensors the kernels
-run under TRITON_INTERPRET=1 (slow; tests use tiny shapes).
+Forward: triton_lse_fwd.lse_fwd_kernel (row lse; column partials from the same tiles for the row+column
+variant). Backward: triton_lse_bwd.lse_bwd_kernel, called once for dq and once for dk (on Sᵀ). The Functions
+save only q, k and the (M,)/(N,) lse vectors. Device properties are queried at call time, never at import. On
+CPU tensors the kernels run under TRITON_INTERPRET=1 (slow; tests use tiny shapes).
 """
+
 import torch
 import triton
 
@@ -15,20 +16,22 @@ NUM_WARPS = 4
 
 
 def _blocks(n_rows: int, n_cols: int, dim: int, device: torch.device):
-    """(BLOCK_M, BLOCK_N, BLOCK_D): 64 on CUDA (32 under the interpreter), shrunk for tiny inputs, ≥ 16 for tl.dot."""
+    """(BLOCK_M, BLOCK_N, BLOCK_D): 64 on CUDA (32 under the interpreter), shrunk for tiny inputs, ≥ 16 for
+    tl.dot."""
     cap = 64 if device.type == "cuda" else 32
-    fit = lambda n, top: min(top, max(16, triton.next_power_of_2(n)))  # noqa: E731
+    fit = lambda n, top: min(top, max(16, triton.next_power_of_2(n)))
     return fit(n_rows, cap), fit(n_cols, cap), fit(dim, 64)
 
 
 def _dot_fp32(x: torch.Tensor) -> bool:
-    """tl.dot in fp32 with ieee products: for fp32 inputs, and off CUDA (the interpreter's bf16 tl.dot is wrong in
-    triton 3.9, so bf16/fp16 tiles are upcast there; exact products, same fp32 accumulation)."""
+    """tl.dot in fp32 with ieee products: for fp32 inputs, and off CUDA (the interpreter's bf16 tl.dot is
+    wrong in triton 3.9, so bf16/fp16 tiles are upcast there; exact products, same fp32 accumulation)."""
     return x.dtype == torch.float32 or x.device.type != "cuda"
 
 
 def _max_programs(device: torch.device) -> int:
-    """Persistent-grid size for the column partials: 4 per SM on CUDA, 2 under the interpreter (exercises reuse)."""
+    """Persistent-grid size for the column partials: 4 per SM on CUDA, 2 under the interpreter (exercises
+    reuse)."""
     if device.type == "cuda":
         return 4 * torch.cuda.get_device_properties(device).multi_processor_count
     return 2
@@ -42,23 +45,61 @@ def _forward(q, k, scale, exclude_diagonal, offset, with_col):
     programs = min(n_blocks, _max_programs(q.device)) if with_col else n_blocks
     row = torch.empty(m, dtype=torch.float32, device=q.device)  # (M,)
     part = torch.full((programs, n), float("-inf"), dtype=torch.float32, device=q.device) if with_col else row
-    lse_fwd_kernel[(programs,)](q, k, row, part, m, n, dim, q.stride(0), k.stride(0), scale, offset,
-                                EXCLUDE_DIAG=exclude_diagonal, WITH_COL=with_col, DOT_FP32=_dot_fp32(q),
-                                BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, num_warps=NUM_WARPS)
+    lse_fwd_kernel[(programs,)](
+        q,
+        k,
+        row,
+        part,
+        m,
+        n,
+        dim,
+        q.stride(0),
+        k.stride(0),
+        scale,
+        offset,
+        EXCLUDE_DIAG=exclude_diagonal,
+        WITH_COL=with_col,
+        DOT_FP32=_dot_fp32(q),
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_D=bd,
+        num_warps=NUM_WARPS,
+    )
     return row, (torch.logsumexp(part, dim=0) if with_col else None)  # (M,), (N,)
 
 
 def _grad_rows(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagonal, offset):
-    """dx (x's dtype) of Σ_i x_grad_i x_lse_i + Σ_j y_grad_j y_lse_j for S = scale · x yᵀ (a term is None if absent)."""
+    """dx (x's dtype) of Σ_i x_grad_i x_lse_i + Σ_j y_grad_j y_lse_j for S = scale · x yᵀ (a term is None if
+    absent)."""
     (n_x, dim), n_y = x.shape, y.shape[0]
     bm, bn, bd = _blocks(n_x, n_y, dim, x.device)
     dx = torch.zeros(n_x, dim, dtype=torch.float32, device=x.device)  # (n_x, D) accumulator
-    as_f32 = lambda t: dx if t is None else t.to(torch.float32).contiguous()  # noqa: E731 (dx: unused pointer)
+    as_f32 = lambda t: dx if t is None else t.to(torch.float32).contiguous()
     lse_bwd_kernel[(triton.cdiv(n_x, bm),)](
-        x, y, dx, as_f32(x_lse), as_f32(x_grad), as_f32(y_lse), as_f32(y_grad), n_x, n_y, dim,
-        x.stride(0), y.stride(0), dx.stride(0), scale, offset,
-        EXCLUDE_DIAG=exclude_diagonal, X_TERM=x_grad is not None, Y_TERM=y_grad is not None,
-        DOT_FP32=_dot_fp32(x), BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, num_warps=NUM_WARPS)
+        x,
+        y,
+        dx,
+        as_f32(x_lse),
+        as_f32(x_grad),
+        as_f32(y_lse),
+        as_f32(y_grad),
+        n_x,
+        n_y,
+        dim,
+        x.stride(0),
+        y.stride(0),
+        dx.stride(0),
+        scale,
+        offset,
+        EXCLUDE_DIAG=exclude_diagonal,
+        X_TERM=x_grad is not None,
+        Y_TERM=y_grad is not None,
+        DOT_FP32=_dot_fp32(x),
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_D=bd,
+        num_warps=NUM_WARPS,
+    )
     return dx.to(x.dtype)
 
 
