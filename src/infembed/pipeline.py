@@ -43,9 +43,11 @@ def build_module(cfg: DictConfig):
 
 
 def train_task(cfg: DictConfig, output_dir: Path) -> float | None:
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.prepare_data()  # validates local files and generates the synthetic data before anything trains
     module = build_module(cfg)
+    # losses without ℓ_I get no swap pairs: no sampling, no tokenising, no extra encoder pass
+    swaps = {} if module.needs_swaps else {"num_swap_negatives": 0}
+    datamodule = hydra.utils.instantiate(cfg.data, **swaps)
+    datamodule.prepare_data()  # generates the synthetic data (train and held-out evaluation sets)
     metrics = {}
     if cfg.evaluation.before:
         metrics["before"] = evaluate_model(cfg, module.encoder)
@@ -102,9 +104,10 @@ def evaluate_model(cfg: DictConfig, encoder) -> dict[str, float]:
     if cfg.get("benchmark") is not None:
         results = evaluate_from_config(encoder, to_plain(cfg.benchmark), None)
         return {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
-    synthetic_dir = cfg.data.get("synthetic_dir")
-    if synthetic_dir:
-        return evaluate_synthetic(encoder, synthetic_dir)
+    if cfg.data.get("synthetic"):
+        from infembed.data.datamodule import synthetic_dir
+
+        return evaluate_synthetic(encoder, str(synthetic_dir(cfg.data.train_source)))
     log.warning("no evaluation set configured (set benchmark=... to evaluate); skipping evaluation")
     return {}
 
