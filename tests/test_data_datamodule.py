@@ -99,3 +99,30 @@ def test_settings_are_checked(tmp_path):
         module(tmp_path, val_fraction=1.5)
     with pytest.raises(RuntimeError, match="after setup"):
         module(tmp_path).rows_per_device
+
+
+def test_set_epoch_changes_the_training_order(tmp_path):
+    def first_passages(epoch: int) -> torch.Tensor:
+        dm = module(tmp_path, num_swap_negatives=0)
+        dm.setup("fit")
+        dm.set_epoch(epoch)
+        return next(iter(dm.train_dataloader()))["passages"]["input_ids"]
+
+    assert torch.equal(first_passages(0), first_passages(0)) and not torch.equal(first_passages(0), first_passages(1))
+
+
+def test_hub_source_needs_no_network_until_iterated(tmp_path):
+    from infembed.data.sources import HubSource
+
+    dm = module(tmp_path, train_source="InF-IR/InF-IR", train_split="msmarco", val_source=None, synthetic=None)
+    dm.setup("fit")
+    assert isinstance(dm.train_set.source, HubSource) and dm.train_set.source.part == "train"
+    assert dm.val_set.source.part == "val" and dm.describe()["train_rows"] is None
+
+
+def test_skipped_rows_are_reported_at_teardown(tmp_path, caplog):
+    dm = module(tmp_path, train_source=bad_file(tmp_path), val_source=None, synthetic=None, on_bad_row="skip",
+                val_fraction=0.0)
+    dm.setup("fit")
+    dm.teardown("fit")
+    assert "skipped bad rows per reason: {'wrong_type': 1}" in caplog.text

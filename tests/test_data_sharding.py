@@ -99,3 +99,10 @@ def test_hub_source_shards_by_rank_and_worker_without_duplicates():
     strict = HubSource("InF-IR/InF-IR", "msmarco", loader=loader)
     with pytest.raises(ValueError, match="InF-IR/InF-IR .*'query_negative'"):
         [row for shard in range(4) for row in strict.iter_shard(shard, 4, SkipStats())]
+
+
+def test_sources_are_chosen_by_the_look_of_the_name(tmp_path):
+    from infembed.data.sources import build_source, is_local
+
+    assert not is_local("InF-IR/InF-IR") and isinstance(build_source("InF-IR/InF-IR", "msmarco"), HubSource)
+    assert all(is_local(s) for s in ("/data/x", "./x", "data/train/x.jsonl", "x.parquet", "d/*.jsonl"))

@@ -65,6 +65,7 @@ class InfIRDataModule(LightningDataModule):
         self.scan: dict[str, Any] = {}
         self.train_set: InfIRStream | None = None
         self.val_set: InfIRStream | None = None
+        self.train_collator: TripletCollator | None = None
 
     # -- synthetic data -------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -145,6 +146,7 @@ class InfIRDataModule(LightningDataModule):
             val = build_source(self.train_source, self.train_split, self.on_bad_row, "val", self.val_fraction)
         self._prescan(train, val)
         self.train_set = InfIRStream(train, rank, world_size, self.shuffle_buffer, self.seed, repeat=True)
+        self.train_collator = self.collator(rank)
         self.val_set = None if val is None else InfIRStream(val, rank, world_size, 0, self.seed,
                                                             rows_per_shard=self._val_rows_per_shard(world_size))
         log.info("data: %s", self.describe())
@@ -176,20 +178,32 @@ class InfIRDataModule(LightningDataModule):
             return None
         return val_rows // (world_size * max(1, self.num_workers))
 
+    def set_epoch(self, epoch: int) -> None:
+        """Start the training stream's shuffle and swap sampling at `epoch` (e.g. when resuming)."""
+        self.train_set.set_epoch(epoch)
+        self.train_collator.set_epoch(epoch)
+
+    def teardown(self, stage: str | None = None) -> None:
+        """Report skipped bad rows at the end (local pre-scan counts; hub rows are reported per pass)."""
+        if self.scan.get("skipped"):
+            log.warning("data: skipped bad rows per reason: %s", self.scan["skipped"])
+
     # -- loaders --------------------------------------------------------------------------------------------
     def collator(self, rank: int = 0) -> TripletCollator:
         return TripletCollator(self.tokenizer, self.pair_template, self.max_pair_length, self.max_passage_length,
                                self.padding_side, self.num_swap_negatives, self.seed, rank)
 
-    def _loader(self, dataset: InfIRStream, drop_last: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.rows_per_device, collate_fn=self.collator(dataset.rank),
+    def _loader(self, dataset: InfIRStream, collator: TripletCollator, drop_last: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.rows_per_device, collate_fn=collator,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             raise RuntimeError("call setup() before train_dataloader()")
-        return self._loader(self.train_set, drop_last=True)
+        return self._loader(self.train_set, self.train_collator, drop_last=True)
 
     def val_dataloader(self) -> DataLoader | list:
         """Validation batches (same collator, no shuffle), or [] when there is no validation data."""
-        return [] if self.val_set is None else self._loader(self.val_set, drop_last=False)
+        if self.val_set is None:
+            return []
+        return self._loader(self.val_set, self.collator(self.val_set.rank), drop_last=False)

@@ -2,12 +2,12 @@
 
 World: topics × aspects × passage attributes. A passage is about one topic and one aspect and shows one value of
 each of four binary attributes in its wording:
-    audience  children ("Hey kids!")            | experts ("Technical note:")
-    period    past ("Back in 1850," + past tense) | present ("These days," + present tense)
+    audience  children ("Wow, super fun fact!")  | experts ("Technical note:")
+    period    past ("Before railways existed," + past tense) | present ("Since the smartphone arrived," + present)
     stance    approving ("What a delight!")      | critical ("Critics call it a failure.")
     format    numbered points ("1) ... 2) ...")  | running prose ("..., and ...")
 A query asks about a topic and an aspect; an instruction constrains ONE attribute and names it with different words
-than passages use ("aimed at young readers" vs "Hey kids!"), so lexical overlap alone does not follow it.
+than passages use ("aimed at young readers" vs "Wow, super fun fact!"), so lexical overlap alone does not follow it.
 A training row (InF-IR schema):
     P+   topic t, aspect a, attributes x                        Q+ asks about (t, a)     I+ asks for x[A] = v
     hard_negative_document_1: P+ with x[A] flipped (same words otherwise), satisfies (I-, Q+); I- asks for x[A] = ¬v
@@ -97,7 +97,7 @@ TENSES = ({"is": "was", "are": "were", "has": "had", "can": "could"},  # period 
 # attribute -> (passage markers for value 0, for value 1, instruction pairs (value 0, value 1) as minimal edits)
 ATTRIBUTES = {
     "audience": (
-        ("Hey kids!", "Listen up, boys and girls!", "Kids, here is a fun fact:", "Little ones, gather round:"),
+        ("Guess what?", "Wow, super fun fact!", "Yay, story time!", "Ready? Here we go!"),
         ("Technical note:", "Engineering brief:", "Per the peer-reviewed literature:", "Quantitative summary:"),
         (("The passage should be aimed at young readers.", "The passage should target professionals in the field."),
          ("I want something written for a child.", "I want something written at a graduate level."),
@@ -106,8 +106,10 @@ ATTRIBUTES = {
          ("Find text that a seven-year-old would enjoy.", "Find text that a trained specialist would consult.")),
     ),
     "period": (
-        ("Back in 1850,", "In the age of steam engines,", "In the days of horse-drawn carriages,", "During the Victorian era,"),
-        ("These days,", "At the moment,", "Right now,", "In today's world,"),
+        ("When candles lit every home,", "In the age of steam engines,", "In the days of horse-drawn carriages,",
+         "Before railways existed,"),
+        ("Since the smartphone arrived,", "In the era of electric cars,", "Now that everyone streams video,",
+         "With satellites overhead,"),
         (("Focus on how things used to be long ago.", "Focus on how things stand at the present time."),
          ("It must describe an earlier historical period.", "It must describe the current state of affairs."),
          ("I only care about the situation in past centuries.", "I only care about the situation nowadays."),
