@@ -199,3 +199,10 @@ def test_import_does_not_import_triton():
 
     code = "import sys, infembed.kernels; assert 'triton' not in sys.modules, 'triton imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_double_backward_is_refused_not_silently_wrong():
+    q, k = _inputs(3, 3, 2, torch.float64)
+    (dq,) = torch.autograd.grad(chunked_similarity_lse(q, k, 2.0).sum(), (q,), create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|not differentiable|does not require grad"):
+        dq.sum().backward()

@@ -16,6 +16,7 @@ temporaries. The default block size keeps one (B, N) float32 block within ``DEFA
 """
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from infembed.kernels.reference import compute_dtype
 
@@ -95,6 +96,7 @@ class _ChunkedLSE(torch.autograd.Function):
         return lse
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_row):
         if g_row is None:
             return None, None, None, None, None, None
@@ -127,6 +129,7 @@ class _ChunkedRowColLSE(torch.autograd.Function):
         return row, col
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_row, g_col):
         if g_row is None and g_col is None:
             return None, None, None, None, None

@@ -8,6 +8,7 @@ CPU tensors the kernels run under TRITON_INTERPRET=1 (slow; tests use tiny shape
 
 import torch
 import triton
+from torch.autograd.function import once_differentiable
 
 from infembed.kernels.triton_lse_bwd import lse_bwd_kernel
 from infembed.kernels.triton_lse_fwd import lse_fwd_kernel
@@ -123,6 +124,7 @@ class _TritonLSE(torch.autograd.Function):
         return row
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_row):
         if g_row is None:
             return None, None, None, None, None
@@ -140,6 +142,7 @@ class _TritonRowColLSE(torch.autograd.Function):
         return row, col
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_row, g_col):
         if g_row is None and g_col is None:
             return None, None, None, None
