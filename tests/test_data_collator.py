@@ -44,18 +44,22 @@ def test_rows_become_three_adjacent_triplets(tokenizer):
 
 def test_template_padding_side_and_truncation(tokenizer):
     collator = TripletCollator(tokenizer, pair_template="Instruct: {instruction} Query: {query}",
-                               max_passage_length=4, padding_side="left", num_swap_negatives=0)
+                               passage_template="passage: {passage}", max_passage_length=5, padding_side="left",
+                               num_swap_negatives=0)
     batch = collator([row(0), dict(row(1), query_positive="a much longer query text than the others")])
     assert decode(tokenizer, batch["pairs"], 0) == "instruct : instruction positive 0 query : query positive 0"
     assert batch["pairs"]["attention_mask"][0, 0] == 0 and batch["pairs"]["attention_mask"][0, -1] == 1  # left pad
-    assert batch["passages"]["input_ids"].shape[1] == 4
+    assert batch["passages"]["input_ids"].shape[1] == 5
+    assert decode(tokenizer, batch["passages"], 0) == "passage : document"  # template applied, then truncated
 
 
 def test_bad_settings_are_rejected(tokenizer):
     with pytest.raises(ValueError, match="padding_side"):
         TripletCollator(tokenizer, padding_side="middle")
-    with pytest.raises(ValueError, match="pair_template"):
+    with pytest.raises(ValueError, match="template"):
         TripletCollator(tokenizer, pair_template="{query} {instr}")
+    with pytest.raises(ValueError, match="missing \\['passage'\\]"):
+        TripletCollator(tokenizer, passage_template="passage:")
     with pytest.raises(ValueError, match="num_swap_negatives"):
         TripletCollator(tokenizer, num_swap_negatives=-1)
 

@@ -63,7 +63,7 @@ class TripletCollator:
 
     Output (CPU tensors), N = 3 · rows:
         pairs      {input_ids, attention_mask}: (N, Lq)  text = pair_template.format(query=Q_i, instruction=I_i)
-        passages   {input_ids, attention_mask}: (N, Lp)
+        passages   {input_ids, attention_mask}: (N, Lp)  text = passage_template.format(passage=P_i)
         only when num_swap_negatives K > 0:
         swap_pairs {input_ids, attention_mask}: (S, Ls)  unique swapped texts that are not pair texts (S may be 0)
         swap_index (N, K) int64 into cat([pairs, swap_pairs])
@@ -72,15 +72,16 @@ class TripletCollator:
     """
 
     def __init__(self, tokenizer: Any, pair_template: str = "{query} {instruction}", max_pair_length: int = 256,
-                 max_passage_length: int = 512, padding_side: str = "right", num_swap_negatives: int = 0,
-                 seed: int = 0, rank: int = 0):
+                 max_passage_length: int = 512, padding_side: str = "right", num_swap_negatives: int | str = 0,
+                 seed: int = 0, rank: int = 0, passage_template: str = "{passage}"):
         if padding_side not in PADDING_SIDES:
             raise ValueError(f"padding_side={padding_side!r}: expected one of {list(PADDING_SIDES)}")
-        check_template(pair_template)
+        check_template(pair_template, ("query", "instruction"))
+        check_template(passage_template, ("passage",))
         by_name = isinstance(tokenizer, (str, os.PathLike))
         self.tokenizer_name = str(tokenizer) if by_name else None
         self._tokenizer = None if by_name else tokenizer
-        self.pair_template, self.padding_side = pair_template, padding_side
+        self.pair_template, self.passage_template, self.padding_side = pair_template, passage_template, padding_side
         self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
         resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
         self.num_swap_negatives = num_swap_negatives  # "auto"/None: resolved per batch from its number of rows
@@ -126,8 +127,9 @@ class TripletCollator:
         triplets = [t for row in rows for t in expand_row(row)]  # 3 per row, adjacent
         instructions, queries, passages = (list(column) for column in zip(*triplets))
         pair_texts = [self.pair_text(q, i) for q, i in zip(queries, instructions)]
+        passage_texts = [self.passage_template.format(passage=p) for p in passages]
         batch = {"pairs": self.tokenize(pair_texts, self.max_pair_length),
-                 "passages": self.tokenize(passages, self.max_passage_length)}
+                 "passages": self.tokenize(passage_texts, self.max_passage_length)}
         k = resolve_num_swap_negatives(self.num_swap_negatives, len(rows))
         if k > 0:
             batch.update(self.swaps(instructions, queries, pair_texts, k))
@@ -158,13 +160,13 @@ class TripletCollator:
                 "swap_mask": mask}
 
 
-def check_template(template: str) -> str:
-    """The pair template must use exactly the fields {query} and {instruction}."""
+def check_template(template: str, fields: tuple[str, ...]) -> str:
+    """A text template must use exactly `fields`, each at least once (e.g. {query} and {instruction})."""
     try:
-        template.format(query="", instruction="")
+        template.format(**{name: "" for name in fields})
     except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(f"pair_template={template!r}: expected only the fields {{query}} and {{instruction}}"
-                         f" ({error!r})") from error
-    if "{query}" not in template or "{instruction}" not in template:
-        raise ValueError(f"pair_template={template!r}: expected both {{query}} and {{instruction}}")
+        raise ValueError(f"template {template!r}: expected only the fields {list(fields)} ({error!r})") from error
+    missing = [name for name in fields if "{" + name + "}" not in template]
+    if missing:
+        raise ValueError(f"template {template!r}: expected the fields {list(fields)}, missing {missing}")
     return template

@@ -46,7 +46,8 @@ class InfIRDataModule(LightningDataModule):
                  pair_template: str = "{query} {instruction}", max_pair_length: int = 256,
                  max_passage_length: int = 512, padding_side: str = "right", global_batch_size: int = 32,
                  num_swap_negatives: int | str | None = "auto", num_workers: int = 0, shuffle_buffer: int = 1000,
-                 seed: int = 0, on_bad_row: str = "raise", synthetic: dict | None = None):
+                 seed: int = 0, on_bad_row: str = "raise", synthetic: dict | None = None,
+                 passage_template: str = "{passage}"):
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise DataConfigError(f"data.val_fraction={val_fraction}: expected a number in [0, 1)")
@@ -56,7 +57,7 @@ class InfIRDataModule(LightningDataModule):
         self.val_source = None if val_source is None else str(val_source)
         self.val_split, self.val_fraction = val_split or train_split, val_fraction
         self.tokenizer = str(tokenizer)
-        self.pair_template, self.padding_side = pair_template, padding_side
+        self.pair_template, self.passage_template, self.padding_side = pair_template, passage_template, padding_side
         self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
         self.global_batch_size, self.swap_setting = global_batch_size, num_swap_negatives
         self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
@@ -133,6 +134,9 @@ class InfIRDataModule(LightningDataModule):
 
     # -- setup ----------------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        """Derive sizes, validate local files (before any training step) and build the streams; once."""
+        if self.train_set is not None:
+            return
         world_size, rank, accumulate = self._topology()
         self._derive_sizes(world_size, accumulate)
         self._check_synthetic(world_size)
@@ -172,7 +176,11 @@ class InfIRDataModule(LightningDataModule):
         self.scan = scan
 
     def _val_rows_per_shard(self, world_size: int) -> int | None:
-        """Under DDP every rank must see the same number of validation batches: cap each shard equally."""
+        """Under DDP every rank must see the same number of validation batches: cap each shard equally.
+
+        Hub sources are not counted beforehand, so their validation shards are not capped (use the trainer's
+        limit_val_batches under DDP).
+        """
         val_rows = self.scan.get("val_rows")
         if world_size == 1 or val_rows is None:
             return None
@@ -191,7 +199,7 @@ class InfIRDataModule(LightningDataModule):
     # -- loaders --------------------------------------------------------------------------------------------
     def collator(self, rank: int = 0) -> TripletCollator:
         return TripletCollator(self.tokenizer, self.pair_template, self.max_pair_length, self.max_passage_length,
-                               self.padding_side, self.num_swap_negatives, self.seed, rank)
+                               self.padding_side, self.num_swap_negatives, self.seed, rank, self.passage_template)
 
     def _loader(self, dataset: InfIRStream, collator: TripletCollator, drop_last: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.rows_per_device, collate_fn=collator,
