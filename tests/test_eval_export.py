@@ -29,7 +29,8 @@ def _manual_embed(folder, texts, pooling, normalize):
 
 @pytest.mark.parametrize("pooling, normalize", [("mean", True), ("cls", False)])
 def test_exported_folder_reproduces_embeddings_with_plain_transformers(tmp_path, pooling, normalize):
-    enc = encoder_mod.tiny_bert_encoder(pooling=pooling, normalize=normalize, pair_template="Q: {query} I: {instruction}")
+    template = "Q: {query} I: {instruction}"
+    enc = encoder_mod.tiny_bert_encoder(pooling=pooling, normalize=normalize, pair_template=template)
     out = export_sentence_transformers(enc, tmp_path / "export")
     meta = json.loads((out / "infembed.json").read_text())
     assert meta["pair_template"] == "Q: {query} I: {instruction}" and meta["pooling"] == pooling

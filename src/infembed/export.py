@@ -21,7 +21,11 @@ import json
 import os
 from pathlib import Path
 
-POOLING_FLAGS = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token", "last": "pooling_mode_lasttoken"}
+POOLING_FLAGS = {
+    "mean": "pooling_mode_mean_tokens",
+    "cls": "pooling_mode_cls_token",
+    "last": "pooling_mode_lasttoken",
+}
 
 
 class ExportError(ValueError):
@@ -66,10 +70,12 @@ def export_sentence_transformers(encoder, out_dir: str | os.PathLike) -> Path:
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
     if encoder.normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        normalize = {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        modules.append(normalize)
         (out / "2_Normalize").mkdir(exist_ok=True)
     _write_json(out / "modules.json", modules)
-    _write_json(out / "sentence_bert_config.json", {"max_seq_length": encoder.max_passage_length, "do_lower_case": False})
+    st_config = {"max_seq_length": encoder.max_passage_length, "do_lower_case": False}
+    _write_json(out / "sentence_bert_config.json", st_config)
     pooling = {flag: encoder.pooling == name for name, flag in POOLING_FLAGS.items()}
     _write_json(out / "1_Pooling" / "config.json", {
         "word_embedding_dimension": encoder.backbone.config.hidden_size,

@@ -37,11 +37,14 @@ def _qrels(rows: Iterable[dict]) -> dict[str, dict[str, float]]:
     qrels: dict[str, dict[str, float]] = {}
     for row in rows:
         score = float(row["score"])
-        qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(score) if score.is_integer() else score
+        label = int(score) if score.is_integer() else score
+        qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = label
     return qrels
 
 
-def followir_from_rows(name, corpus_rows, query_rows, og_rows, changed_rows, top_ranked_rows=None) -> FollowIRBenchmark:
+def followir_from_rows(
+    name, corpus_rows, query_rows, og_rows, changed_rows, top_ranked_rows=None
+) -> FollowIRBenchmark:
     """Build a ``FollowIRBenchmark`` from hub-style row iterables (see the module docstring)."""
     corpus = _corpus(corpus_rows, name)
     queries = {str(row["_id"]): row for row in query_rows}

@@ -135,7 +135,7 @@ def p_mrr(original_run: Run, changed_run: Run, changed_docs: Mapping[str, Iterab
         scores = [_pair_score(_rank_of(og, og_pos, d), _rank_of(new, new_pos, d)) for d in docs]
         per_query.append(sum(scores) / len(scores))
     if skipped:
-        warnings.warn(f"p-MRR: {len(skipped)} queries with changed documents are missing from a run and were skipped")
+        warnings.warn(f"p-MRR: {len(skipped)} queries with changed documents are missing from a run; skipped")
     if not per_query:
         raise ValueError("p-MRR: no query has both changed documents and results in both runs")
     return sum(per_query) / len(per_query)

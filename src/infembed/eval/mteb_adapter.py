@@ -52,7 +52,7 @@ class MTEBEncoder:
         batch_size: int | None = None,
         **kwargs,
     ) -> np.ndarray:
-        """(n, D) float32 array: passages when ``prompt_type`` is document/passage, else (query, instruction) pairs."""
+        """(n, D) float32 array: passages when ``prompt_type`` is document/passage, else query+instruction pairs."""
         batch_size = batch_size or self.batch_size
         if _prompt_kind(prompt_type) == "passage":
             texts = [_doc_text(s) for s in sentences]

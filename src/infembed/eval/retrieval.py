@@ -46,12 +46,15 @@ def encode_corpus(
     show_progress: bool = False,
 ) -> torch.Tensor:
     """Embeddings (len(doc_ids), D) of ``doc_ids`` in that order, reusing and extending the cache when given."""
-    path = cache_path(cache_dir, encoder.fingerprint(), corpus_key, encoder.max_passage_length) if cache_dir else None
+    path = None
+    if cache_dir:
+        path = cache_path(cache_dir, encoder.fingerprint(), corpus_key, encoder.max_passage_length)
     cached_ids, cached = _load_cache(path) if path else ([], None)
     index = {doc: i for i, doc in enumerate(cached_ids)}
     missing = [doc for doc in dict.fromkeys(doc_ids) if doc not in index]
     if missing:
-        fresh = encoder.encode_passages([corpus[d] for d in missing], batch_size=batch_size, show_progress=show_progress)
+        texts = [corpus[d] for d in missing]
+        fresh = encoder.encode_passages(texts, batch_size=batch_size, show_progress=show_progress)  # (M, D)
         cached = fresh if cached is None else torch.cat([cached, fresh])  # (n_cached + n_missing, D)
         for doc in missing:
             index[doc] = len(index)
