@@ -1,4 +1,5 @@
 """Collator: triplet layout and adjacency, tokenisation, instruction-swap sampling."""
+
 import pickle
 
 import pytest
@@ -35,20 +36,38 @@ def test_rows_become_three_adjacent_triplets(tokenizer):
     assert set(batch) == {"pairs", "passages"}
     assert batch["pairs"]["input_ids"].shape[0] == batch["passages"]["input_ids"].shape[0] == 6
     passages = [decode(tokenizer, batch["passages"], i) for i in range(6)]
-    assert passages == ["document positive 0", "hard negative document 1 0", "hard negative document 2 0",
-                        "document positive 1", "hard negative document 1 1", "hard negative document 2 1"]
+    assert passages == [
+        "document positive 0",
+        "hard negative document 1 0",
+        "hard negative document 2 0",
+        "document positive 1",
+        "hard negative document 1 1",
+        "hard negative document 2 1",
+    ]
     pairs = [decode(tokenizer, batch["pairs"], i) for i in range(3)]
-    assert pairs == ["query positive 0 instruction positive 0", "query positive 0 instruction negative 0",
-                     "query negative 0 instruction positive 0"]
+    assert pairs == [
+        "query positive 0 instruction positive 0",
+        "query positive 0 instruction negative 0",
+        "query negative 0 instruction positive 0",
+    ]
 
 
 def test_template_padding_side_and_truncation(tokenizer):
-    collator = TripletCollator(tokenizer, pair_template="Instruct: {instruction} Query: {query}",
-                               passage_template="passage: {passage}", max_passage_length=5, padding_side="left",
-                               num_swap_negatives=0)
+    collator = TripletCollator(
+        tokenizer,
+        pair_template="Instruct: {instruction} Query: {query}",
+        passage_template="passage: {passage}",
+        max_passage_length=5,
+        padding_side="left",
+        num_swap_negatives=0,
+    )
     batch = collator([row(0), dict(row(1), query_positive="a much longer query text than the others")])
-    assert decode(tokenizer, batch["pairs"], 0) == "instruct : instruction positive 0 query : query positive 0"
-    assert batch["pairs"]["attention_mask"][0, 0] == 0 and batch["pairs"]["attention_mask"][0, -1] == 1  # left pad
+    assert (
+        decode(tokenizer, batch["pairs"], 0) == "instruct : instruction positive 0 query : query positive 0"
+    )
+    assert (
+        batch["pairs"]["attention_mask"][0, 0] == 0 and batch["pairs"]["attention_mask"][0, -1] == 1
+    )  # left pad
     assert batch["passages"]["input_ids"].shape[1] == 5
     assert decode(tokenizer, batch["passages"], 0) == "passage : document"  # template applied, then truncated
 
@@ -71,9 +90,13 @@ def test_auto_k_is_half_the_local_rows_minus_one():
 
 def swap_texts(tokenizer, batch) -> list[list[str]]:
     pairs = [decode(tokenizer, batch["pairs"], i) for i in range(batch["pairs"]["input_ids"].shape[0])]
-    pairs += [decode(tokenizer, batch["swap_pairs"], i) for i in range(batch["swap_pairs"]["input_ids"].shape[0])]
-    return [[pairs[j] for j, ok in zip(index.tolist(), mask.tolist()) if ok]
-            for index, mask in zip(batch["swap_index"], batch["swap_mask"])]
+    pairs += [
+        decode(tokenizer, batch["swap_pairs"], i) for i in range(batch["swap_pairs"]["input_ids"].shape[0])
+    ]
+    return [
+        [pairs[j] for j, ok in zip(index.tolist(), mask.tolist()) if ok]
+        for index, mask in zip(batch["swap_index"], batch["swap_mask"])
+    ]
 
 
 def test_swaps_point_at_the_right_texts_and_skip_duplicate_instructions(tokenizer):
@@ -84,8 +107,11 @@ def test_swaps_point_at_the_right_texts_and_skip_duplicate_instructions(tokenize
     n = 12
     assert batch["swap_index"].shape == batch["swap_mask"].shape == (n, 3)
     assert batch["swap_index"].dtype == torch.int64 and batch["swap_mask"].dtype == torch.bool
-    instructions = [t[0] for r in rows for t in (
-        (r["instruction_positive"],), (r["instruction_negative"],), (r["instruction_positive"],))]
+    instructions = [
+        t[0]
+        for r in rows
+        for t in ((r["instruction_positive"],), (r["instruction_negative"],), (r["instruction_positive"],))
+    ]
     queries = [q for r in rows for q in (r["query_positive"],) * 2 + (r["query_negative"],)]
     unique = set(instructions)
     for i, texts in enumerate(swap_texts(tokenizer, batch)):
@@ -100,9 +126,13 @@ def test_swaps_point_at_the_right_texts_and_skip_duplicate_instructions(tokenize
 def test_swap_pairs_are_unique_and_new(tokenizer):
     batch = TripletCollator(tokenizer, num_swap_negatives=4, seed=1)([row(i) for i in range(4)])
     pairs = {decode(tokenizer, batch["pairs"], i) for i in range(12)}
-    swaps = [decode(tokenizer, batch["swap_pairs"], i) for i in range(batch["swap_pairs"]["input_ids"].shape[0])]
+    swaps = [
+        decode(tokenizer, batch["swap_pairs"], i) for i in range(batch["swap_pairs"]["input_ids"].shape[0])
+    ]
     assert len(swaps) == len(set(swaps)) and not pairs & set(swaps)
-    first_of_row = batch["swap_index"][0::3, 0]  # designed I- of the first triplet = the second triplet's pair
+    first_of_row = batch["swap_index"][
+        0::3, 0
+    ]  # designed I- of the first triplet = the second triplet's pair
     assert first_of_row.tolist() == [1, 4, 7, 10]
 
 
@@ -110,13 +140,17 @@ def test_padding_slots_when_fewer_candidates_than_k(tokenizer):
     batch = TripletCollator(tokenizer, num_swap_negatives=5)([row(0)])  # 2 distinct instructions only
     assert batch["swap_mask"].sum(1).tolist() == [1, 1, 1]
     assert batch["swap_pairs"]["input_ids"].shape[0] == 1  # Q- ⊕ I-; Q+ ⊕ I± are pair texts already
-    identical = TripletCollator(tokenizer, num_swap_negatives=2)([dict(row(0), instruction_negative="instruction positive 0")])
+    identical = TripletCollator(tokenizer, num_swap_negatives=2)(
+        [dict(row(0), instruction_negative="instruction positive 0")]
+    )
     assert not identical["swap_mask"].any() and identical["swap_pairs"]["input_ids"].shape == (0, 0)
 
 
 def test_sampling_is_uniform_over_candidates_and_seeded():
     ids, designed = torch.tensor([0, 1, 2, 0]), torch.tensor([3, -1, -1, -1])
-    draws = torch.stack([sample_swaps(ids, designed, 6, 2, torch.Generator().manual_seed(s))[0] for s in range(400)])
+    draws = torch.stack(
+        [sample_swaps(ids, designed, 6, 2, torch.Generator().manual_seed(s))[0] for s in range(400)]
+    )
     assert (draws[:, 0, 0] == 3).all()  # designed first
     counts = torch.bincount(draws[:, 1, :].flatten(), minlength=6)  # triplet 1: candidates {0, 2, 3, 4, 5}
     assert counts[1] == 0 and (counts[[0, 2, 3, 4, 5]] > 100).all()
@@ -127,7 +161,10 @@ def test_sampling_is_uniform_over_candidates_and_seeded():
 def test_collator_seed_changes_samples_and_pickles_without_tokenizer():
     name = str(gt.get_model_path())
     rows = [row(i) for i in range(8)]
-    a, b = TripletCollator(name, num_swap_negatives=3, seed=0), TripletCollator(name, num_swap_negatives=3, seed=0)
+    a, b = (
+        TripletCollator(name, num_swap_negatives=3, seed=0),
+        TripletCollator(name, num_swap_negatives=3, seed=0),
+    )
     first = a(rows)["swap_index"]
     assert torch.equal(first, b(rows)["swap_index"])  # same seed, same batch counter
     assert not torch.equal(first, a(rows)["swap_index"])  # next batch counter

@@ -1,4 +1,5 @@
 """DataModule: synthetic generation, derived sizes, batches, validation before training, bad settings."""
+
 import json
 from types import SimpleNamespace
 
@@ -13,9 +14,15 @@ SYNTHETIC = {"train_rows": 40, "eval_queries": 4, "seed": 0}
 
 
 def module(tmp_path, **kwargs) -> InfIRDataModule:
-    settings = dict(train_source=str(tmp_path / "synthetic" / "train.jsonl"),
-                    val_source=str(tmp_path / "synthetic" / "heldout.jsonl"), tokenizer=str(gt.get_model_path()),
-                    global_batch_size=4, synthetic=SYNTHETIC, shuffle_buffer=16, max_passage_length=64)
+    settings = dict(
+        train_source=str(tmp_path / "synthetic" / "train.jsonl"),
+        val_source=str(tmp_path / "synthetic" / "heldout.jsonl"),
+        tokenizer=str(gt.get_model_path()),
+        global_batch_size=4,
+        synthetic=SYNTHETIC,
+        shuffle_buffer=16,
+        max_passage_length=64,
+    )
     settings.update(kwargs)
     return InfIRDataModule(**settings)
 
@@ -30,7 +37,9 @@ def test_setup_generates_data_and_derives_sizes(tmp_path):
     assert (tmp_path / "synthetic" / "manifest.json").exists()
     assert (dm.rows_per_device, dm.triplets_per_device, dm.num_swap_negatives) == (2, 6, 1)
     described = dm.describe()
-    assert described["rows_global"] == 8 and described["triplets_global"] == 24 and described["train_rows"] == 40
+    assert (
+        described["rows_global"] == 8 and described["triplets_global"] == 24 and described["train_rows"] == 40
+    )
     assert dm.train_set.rank == 1 and dm.train_set.world_size == 2
     assert dm.val_set.rows_per_shard == 8 // 2  # 8 held-out rows, equal share per rank
 
@@ -84,8 +93,16 @@ def test_bad_rows_stop_setup_before_training(tmp_path):
 
 
 def test_skip_mode_reports_the_count(tmp_path):
-    dm = module(tmp_path, train_source=bad_file(tmp_path), val_source=None, synthetic=None, on_bad_row="skip",
-                val_fraction=0.0, num_swap_negatives=0, global_batch_size=2)
+    dm = module(
+        tmp_path,
+        train_source=bad_file(tmp_path),
+        val_source=None,
+        synthetic=None,
+        on_bad_row="skip",
+        val_fraction=0.0,
+        num_swap_negatives=0,
+        global_batch_size=2,
+    )
     dm.setup("fit")
     assert dm.skipped == {"wrong_type": 1} and dm.describe()["train_rows"] == 4
     batch = next(iter(dm.train_dataloader()))
@@ -108,21 +125,31 @@ def test_set_epoch_changes_the_training_order(tmp_path):
         dm.set_epoch(epoch)
         return next(iter(dm.train_dataloader()))["passages"]["input_ids"]
 
-    assert torch.equal(first_passages(0), first_passages(0)) and not torch.equal(first_passages(0), first_passages(1))
+    assert torch.equal(first_passages(0), first_passages(0)) and not torch.equal(
+        first_passages(0), first_passages(1)
+    )
 
 
 def test_hub_source_needs_no_network_until_iterated(tmp_path):
     from infembed.data.sources import HubSource
 
-    dm = module(tmp_path, train_source="InF-IR/InF-IR", train_split="msmarco", val_source=None, synthetic=None)
+    dm = module(
+        tmp_path, train_source="InF-IR/InF-IR", train_split="msmarco", val_source=None, synthetic=None
+    )
     dm.setup("fit")
     assert isinstance(dm.train_set.source, HubSource) and dm.train_set.source.part == "train"
     assert dm.val_set.source.part == "val" and dm.describe()["train_rows"] is None
 
 
 def test_skipped_rows_are_reported_at_teardown(tmp_path, caplog):
-    dm = module(tmp_path, train_source=bad_file(tmp_path), val_source=None, synthetic=None, on_bad_row="skip",
-                val_fraction=0.0)
+    dm = module(
+        tmp_path,
+        train_source=bad_file(tmp_path),
+        val_source=None,
+        synthetic=None,
+        on_bad_row="skip",
+        val_fraction=0.0,
+    )
     dm.setup("fit")
     dm.teardown("fit")
     assert "skipped bad rows per reason: {'wrong_type': 1}" in caplog.text

@@ -1,4 +1,5 @@
-"""Schema validation: every kind of bad input names file, line/row, field and expectation; skip mode counts."""
+"""Schema validation: each kind of bad input names file, line/row, field and expectation; skip mode counts."""
+
 import json
 
 import pyarrow as pa
@@ -24,14 +25,22 @@ def first_error(source: str) -> DataError:
     return info.value
 
 
-@pytest.mark.parametrize("bad, field, expected, reason", [
-    ({k: v for k, v in good_row().items() if k != "query_negative"}, "query_negative", "present", "missing_column"),
-    (dict(good_row(), instruction_positive="   "), "instruction_positive", "non-empty", "empty_text"),
-    (dict(good_row(), hard_negative_document_2=7), "hard_negative_document_2", "a string", "wrong_type"),
-    (dict(good_row(), query_positive=None), "query_positive", "a string", "wrong_type"),
-    ("{not json", "<line>", "one JSON object per line", "malformed_json"),
-    ("[1, 2]", "<row>", "a JSON object", "not_an_object"),
-])
+@pytest.mark.parametrize(
+    "bad, field, expected, reason",
+    [
+        (
+            {k: v for k, v in good_row().items() if k != "query_negative"},
+            "query_negative",
+            "present",
+            "missing_column",
+        ),
+        (dict(good_row(), instruction_positive="   "), "instruction_positive", "non-empty", "empty_text"),
+        (dict(good_row(), hard_negative_document_2=7), "hard_negative_document_2", "a string", "wrong_type"),
+        (dict(good_row(), query_positive=None), "query_positive", "a string", "wrong_type"),
+        ("{not json", "<line>", "one JSON object per line", "malformed_json"),
+        ("[1, 2]", "<row>", "a JSON object", "not_an_object"),
+    ],
+)
 def test_jsonl_error_names_file_line_field_expectation(tmp_path, bad, field, expected, reason):
     path = write_jsonl(tmp_path / "rows.jsonl", [good_row(0), good_row(1), bad])
     error = first_error(path)
@@ -82,8 +91,14 @@ def test_parquet_errors_name_zero_based_row(tmp_path):
 
 
 def test_skip_mode_counts_per_reason(tmp_path):
-    lines = [good_row(0), "{oops", dict(good_row(1), query_positive=""), dict(good_row(2), query_positive=""),
-             {"query_positive": "only"}, good_row(3)]
+    lines = [
+        good_row(0),
+        "{oops",
+        dict(good_row(1), query_positive=""),
+        dict(good_row(2), query_positive=""),
+        {"query_positive": "only"},
+        good_row(3),
+    ]
     path = write_jsonl(tmp_path / "rows.jsonl", lines)
     result = LocalSource(path, on_bad_row="skip").scan()
     assert result.rows == 2

@@ -1,4 +1,5 @@
-"""Rank × worker sharding without duplicates or loss, shuffle determinism, hub sharding on an in-memory dataset."""
+"""Rank × worker sharding without duplicates or loss, shuffle determinism, hub sharding (in memory)."""
+
 import json
 from types import SimpleNamespace
 
@@ -11,7 +12,9 @@ from infembed.data.sources import HubSource, LocalSource
 
 
 def rows_file(path, start: int, count: int) -> None:
-    path.write_text("".join(json.dumps({c: f"{c} {i}" for c in COLUMNS}) + "\n" for i in range(start, start + count)))
+    path.write_text(
+        "".join(json.dumps({c: f"{c} {i}" for c in COLUMNS}) + "\n" for i in range(start, start + count))
+    )
 
 
 @pytest.fixture
@@ -61,7 +64,10 @@ def test_shuffle_is_deterministic_by_seed_and_epoch(three_files):
 def test_repeat_streams_pass_after_pass_with_new_order(three_files):
     stream = InfIRStream(LocalSource(three_files), shuffle_buffer=8, seed=0, repeat=True)
     iterator = iter(stream)
-    first, second = [next(iterator)["query_positive"] for _ in range(23)], [next(iterator)["query_positive"] for _ in range(23)]
+    first, second = (
+        [next(iterator)["query_positive"] for _ in range(23)],
+        [next(iterator)["query_positive"] for _ in range(23)],
+    )
     assert sorted(first) == sorted(second) and first != second
 
 

@@ -1,4 +1,5 @@
-"""Synthetic generator: deterministic bytes, InF-IR schema, designed hard negatives, FollowIR-form eval set."""
+"""Synthetic generator: deterministic bytes, InF-IR schema, designed hard negatives, FollowIR-form set."""
+
 import json
 from pathlib import Path
 
@@ -52,8 +53,9 @@ def test_train_and_evaluation_topics_are_disjoint(generated):
     assert manifest["heldout_topics"] and not set(manifest["heldout_topics"]) & set(manifest["train_topics"])
     assert not any(topic in train_text for topic in manifest["heldout_topics"])
     heldout = read_jsonl(generated / "heldout.jsonl")
-    assert len(heldout) == 40 and all(any(t in r["query_positive"] for t in manifest["heldout_topics"])
-                                      for r in heldout)
+    assert len(heldout) == 40 and all(
+        any(t in r["query_positive"] for t in manifest["heldout_topics"]) for r in heldout
+    )
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -93,6 +95,8 @@ def test_ensure_regenerates_only_when_parameters_change(tmp_path):
 
 
 def test_command_line(tmp_path, capsys):
-    synthetic.main(["--out", str(tmp_path / "cli"), "--train-rows", "5", "--eval-queries", "2", "--seed", "3"])
+    synthetic.main(
+        ["--out", str(tmp_path / "cli"), "--train-rows", "5", "--eval-queries", "2", "--seed", "3"]
+    )
     assert json.loads(capsys.readouterr().out)["train"] == str(tmp_path / "cli" / "train.jsonl")
     assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["seed"] == 3

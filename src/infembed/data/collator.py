@@ -3,14 +3,15 @@
 Runs inside the DataLoader workers (tokenisation there, dynamic padding to the longest text of the batch).
 
 Instruction-swap sampling (method.md §6), for triplet i with instruction I_i and query Q_i:
-    candidates  C_i = { distinct instruction texts u of the batch : u ≠ I_i }   (duplicates of I_i never sampled)
+    candidates  C_i = { distinct instruction texts u of the batch : u ≠ I_i }  (no duplicate of I_i)
     designed    the row's I- for its (I+, Q+) triplet, always in S_i when it differs from I+
     S_i         designed ∪ uniform sample without replacement from the rest of C_i, |S_i| = min(K, |C_i|)
 Vectorised: one (N, U) score matrix (uniform noise, designed = 2, invalid = -inf) and one top-k.
-The swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j); a swapped text that is already some pair
-text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encoded again:
+The swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j); a swapped text that is already some
+pair text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encoded again:
     z_{i←j} = cat([pair_embeddings, swap_pair_embeddings])[swap_index[i, k]]
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,9 @@ def resolve_num_swap_negatives(value: int | str | None, rows_per_device: int) ->
     return value
 
 
-def sample_swaps(instruction_ids: torch.Tensor, designed: torch.Tensor, num_unique: int, k: int,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_swaps(
+    instruction_ids: torch.Tensor, designed: torch.Tensor, num_unique: int, k: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample K distinct instruction ids per triplet, never its own, the designed one first.
 
     instruction_ids: (N,) id of each triplet's instruction text; designed: (N,) designed negative id or -1.
@@ -62,18 +64,27 @@ class TripletCollator:
     """Turns a list of InF-IR rows into the model's batch (see module docstring for the swap sampling).
 
     Output (CPU tensors), N = 3 · rows:
-        pairs      {input_ids, attention_mask}: (N, Lq)  text = pair_template.format(query=Q_i, instruction=I_i)
-        passages   {input_ids, attention_mask}: (N, Lp)  text = passage_template.format(passage=P_i)
+        pairs      {input_ids, attention_mask}: (N, Lq)  pair_template.format(query=Q_i, instruction=I_i)
+        passages   {input_ids, attention_mask}: (N, Lp)  passage_template.format(passage=P_i)
         only when num_swap_negatives K > 0:
-        swap_pairs {input_ids, attention_mask}: (S, Ls)  unique swapped texts that are not pair texts (S may be 0)
+        swap_pairs {input_ids, attention_mask}: (S, Ls)  unique swapped texts that are no pair text (S ≥ 0)
         swap_index (N, K) int64 into cat([pairs, swap_pairs])
         swap_mask  (N, K) bool, False for padding slots
-    `tokenizer` is a name/path (loaded lazily, so the collator pickles cheaply into workers) or a tokenizer object.
+    `tokenizer`: a name/path (loaded lazily: the collator pickles cheaply into workers) or a tokenizer object.
     """
 
-    def __init__(self, tokenizer: Any, pair_template: str = "{query} {instruction}", max_pair_length: int = 256,
-                 max_passage_length: int = 512, padding_side: str = "right", num_swap_negatives: int | str = 0,
-                 seed: int = 0, rank: int = 0, passage_template: str = "{passage}"):
+    def __init__(
+        self,
+        tokenizer: Any,
+        pair_template: str = "{query} {instruction}",
+        max_pair_length: int = 256,
+        max_passage_length: int = 512,
+        padding_side: str = "right",
+        num_swap_negatives: int | str = 0,
+        seed: int = 0,
+        rank: int = 0,
+        passage_template: str = "{passage}",
+    ):
         if padding_side not in PADDING_SIDES:
             raise ValueError(f"padding_side={padding_side!r}: expected one of {list(PADDING_SIDES)}")
         check_template(pair_template, ("query", "instruction"))
@@ -81,10 +92,16 @@ class TripletCollator:
         by_name = isinstance(tokenizer, (str, os.PathLike))
         self.tokenizer_name = str(tokenizer) if by_name else None
         self._tokenizer = None if by_name else tokenizer
-        self.pair_template, self.passage_template, self.padding_side = pair_template, passage_template, padding_side
+        self.pair_template, self.passage_template, self.padding_side = (
+            pair_template,
+            passage_template,
+            padding_side,
+        )
         self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
         resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
-        self.num_swap_negatives = num_swap_negatives  # "auto"/None: resolved per batch from its number of rows
+        self.num_swap_negatives = (
+            num_swap_negatives  # "auto"/None: resolved per batch from its number of rows
+        )
         self.seed, self.rank, self.epoch, self.batches = seed, rank, 0, 0
 
     def __getstate__(self) -> dict:
@@ -113,7 +130,9 @@ class TripletCollator:
         if not texts:
             empty = torch.zeros((0, 0), dtype=torch.long)
             return {"input_ids": empty, "attention_mask": empty.clone()}
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def generator(self) -> torch.Generator:
@@ -121,21 +140,27 @@ class TripletCollator:
         worker = get_worker_info()
         worker_id = 0 if worker is None else worker.id
         self.batches += 1
-        return torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, self.rank, worker_id, self.batches))
+        return torch.Generator().manual_seed(
+            derive_seed(self.seed, self.epoch, self.rank, worker_id, self.batches)
+        )
 
     def __call__(self, rows: list[dict[str, str]]) -> dict[str, Any]:
         triplets = [t for row in rows for t in expand_row(row)]  # 3 per row, adjacent
         instructions, queries, passages = (list(column) for column in zip(*triplets))
         pair_texts = [self.pair_text(q, i) for q, i in zip(queries, instructions)]
         passage_texts = [self.passage_template.format(passage=p) for p in passages]
-        batch = {"pairs": self.tokenize(pair_texts, self.max_pair_length),
-                 "passages": self.tokenize(passage_texts, self.max_passage_length)}
+        batch = {
+            "pairs": self.tokenize(pair_texts, self.max_pair_length),
+            "passages": self.tokenize(passage_texts, self.max_passage_length),
+        }
         k = resolve_num_swap_negatives(self.num_swap_negatives, len(rows))
         if k > 0:
             batch.update(self.swaps(instructions, queries, pair_texts, k))
         return batch
 
-    def swaps(self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int) -> dict[str, Any]:
+    def swaps(
+        self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int
+    ) -> dict[str, Any]:
         """swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
         unique = list(dict.fromkeys(instructions))  # distinct instruction texts, first-seen order
         ids = {text: u for u, text in enumerate(unique)}
@@ -144,7 +169,9 @@ class TripletCollator:
         first = torch.arange(0, len(instructions), TRIPLETS_PER_ROW)  # the (I+, Q+) triplet of each row
         designed[first] = instruction_ids[first + 1]  # its row's I-
         designed[designed == instruction_ids] = -1  # I- equal to I+ is no negative
-        chosen, mask = sample_swaps(instruction_ids, designed, len(unique), k, self.generator())  # (N, K), (N, K)
+        chosen, mask = sample_swaps(
+            instruction_ids, designed, len(unique), k, self.generator()
+        )  # (N, K), (N, K)
         text_index = {text: i for i, text in reversed(list(enumerate(pair_texts)))}  # first occurrence wins
         new_texts: list[str] = []
         targets = []
@@ -156,8 +183,11 @@ class TripletCollator:
             targets.append(text_index[text])
         swap_index = torch.zeros_like(chosen)  # (N, K), padding slots point at 0 and are masked
         swap_index[mask] = torch.tensor(targets, dtype=torch.long)
-        return {"swap_pairs": self.tokenize(new_texts, self.max_pair_length), "swap_index": swap_index,
-                "swap_mask": mask}
+        return {
+            "swap_pairs": self.tokenize(new_texts, self.max_pair_length),
+            "swap_index": swap_index,
+            "swap_mask": mask,
+        }
 
 
 def check_template(template: str, fields: tuple[str, ...]) -> str:
@@ -165,7 +195,9 @@ def check_template(template: str, fields: tuple[str, ...]) -> str:
     try:
         template.format(**{name: "" for name in fields})
     except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(f"template {template!r}: expected only the fields {list(fields)} ({error!r})") from error
+        raise ValueError(
+            f"template {template!r}: expected only the fields {list(fields)} ({error!r})"
+        ) from error
     missing = [name for name in fields if "{" + name + "}" not in template]
     if missing:
         raise ValueError(f"template {template!r}: expected the fields {list(fields)}, missing {missing}")

@@ -4,6 +4,7 @@ Batch sizes: global_batch_size counts ROWS per optimiser step across all devices
     rows_per_device = global_batch_size / (world_size · accumulate_grad_batches),  triplets = 3 · rows
 Training streams pass after pass (use the trainer's max_steps); validation is one finite pass.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,23 +42,43 @@ class InfIRDataModule(LightningDataModule):
     directory first when it is missing or was generated with other parameters.
     """
 
-    def __init__(self, train_source: str, tokenizer: str, train_split: str = "train", val_source: str | None = None,
-                 val_split: str | None = None, val_fraction: float = 0.02,
-                 pair_template: str = "{query} {instruction}", max_pair_length: int = 256,
-                 max_passage_length: int = 512, padding_side: str = "right", global_batch_size: int = 32,
-                 num_swap_negatives: int | str | None = "auto", num_workers: int = 0, shuffle_buffer: int = 1000,
-                 seed: int = 0, on_bad_row: str = "raise", synthetic: dict | None = None,
-                 passage_template: str = "{passage}"):
+    def __init__(
+        self,
+        train_source: str,
+        tokenizer: str,
+        train_split: str = "train",
+        val_source: str | None = None,
+        val_split: str | None = None,
+        val_fraction: float = 0.02,
+        pair_template: str = "{query} {instruction}",
+        max_pair_length: int = 256,
+        max_passage_length: int = 512,
+        padding_side: str = "right",
+        global_batch_size: int = 32,
+        num_swap_negatives: int | str | None = "auto",
+        num_workers: int = 0,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        on_bad_row: str = "raise",
+        synthetic: dict | None = None,
+        passage_template: str = "{passage}",
+    ):
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise DataConfigError(f"data.val_fraction={val_fraction}: expected a number in [0, 1)")
         if global_batch_size < 1:
-            raise DataConfigError(f"data.global_batch_size={global_batch_size}: expected a positive number of rows")
+            raise DataConfigError(
+                f"data.global_batch_size={global_batch_size}: expected a positive number of rows"
+            )
         self.train_source, self.train_split = str(train_source), train_split
         self.val_source = None if val_source is None else str(val_source)
         self.val_split, self.val_fraction = val_split or train_split, val_fraction
         self.tokenizer = str(tokenizer)
-        self.pair_template, self.passage_template, self.padding_side = pair_template, passage_template, padding_side
+        self.pair_template, self.passage_template, self.padding_side = (
+            pair_template,
+            passage_template,
+            padding_side,
+        )
         self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
         self.global_batch_size, self.swap_setting = global_batch_size, num_swap_negatives
         self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
@@ -80,7 +101,9 @@ class InfIRDataModule(LightningDataModule):
         if self.synthetic is None or synthetic.is_current(out, synthetic.params(**self.synthetic)):
             return
         if world_size > 1:
-            raise DataConfigError(f"synthetic data in {out} is missing or stale and prepare_data() did not run")
+            raise DataConfigError(
+                f"synthetic data in {out} is missing or stale and prepare_data() did not run"
+            )
         self.prepare_data()
 
     # -- sizes ----------------------------------------------------------------------------------------------
@@ -96,12 +119,16 @@ class InfIRDataModule(LightningDataModule):
         if self.global_batch_size % per_step:
             raise DataConfigError(
                 f"data.global_batch_size={self.global_batch_size} rows must be divisible by world_size "
-                f"({world_size}) × accumulate_grad_batches ({accumulate}) = {per_step}")
+                f"({world_size}) × accumulate_grad_batches ({accumulate}) = {per_step}"
+            )
         rows = self.global_batch_size // per_step
         self.sizes = {
-            "rows_per_device": rows, "triplets_per_device": TRIPLETS_PER_ROW * rows,
-            "rows_global": self.global_batch_size, "triplets_global": TRIPLETS_PER_ROW * self.global_batch_size,
-            "world_size": world_size, "accumulate_grad_batches": accumulate,
+            "rows_per_device": rows,
+            "triplets_per_device": TRIPLETS_PER_ROW * rows,
+            "rows_global": self.global_batch_size,
+            "triplets_global": TRIPLETS_PER_ROW * self.global_batch_size,
+            "world_size": world_size,
+            "accumulate_grad_batches": accumulate,
             "num_swap_negatives": resolve_num_swap_negatives(self.swap_setting, rows),
         }
 
@@ -141,8 +168,13 @@ class InfIRDataModule(LightningDataModule):
         self._derive_sizes(world_size, accumulate)
         self._check_synthetic(world_size)
         carve = self.val_source is None and self.val_fraction > 0
-        train = build_source(self.train_source, self.train_split, self.on_bad_row,
-                             "train" if carve else None, self.val_fraction)
+        train = build_source(
+            self.train_source,
+            self.train_split,
+            self.on_bad_row,
+            "train" if carve else None,
+            self.val_fraction,
+        )
         val = None
         if self.val_source is not None:
             val = build_source(self.val_source, self.val_split, self.on_bad_row)
@@ -151,8 +183,13 @@ class InfIRDataModule(LightningDataModule):
         self._prescan(train, val)
         self.train_set = InfIRStream(train, rank, world_size, self.shuffle_buffer, self.seed, repeat=True)
         self.train_collator = self.collator(rank)
-        self.val_set = None if val is None else InfIRStream(val, rank, world_size, 0, self.seed,
-                                                            rows_per_shard=self._val_rows_per_shard(world_size))
+        self.val_set = (
+            None
+            if val is None
+            else InfIRStream(
+                val, rank, world_size, 0, self.seed, rows_per_shard=self._val_rows_per_shard(world_size)
+            )
+        )
         log.info("data: %s", self.describe())
 
     def _prescan(self, train: Any, val: Any) -> None:
@@ -166,8 +203,13 @@ class InfIRDataModule(LightningDataModule):
             if result.skipped.total:
                 log.warning("%s: %s", self.train_source, result.skipped.summary())
             if scan["train_rows"] == 0:
-                raise DataError(self.train_source, "file", "<all rows>", "at least one valid training row",
-                                f"0 ({result.skipped.summary()})")
+                raise DataError(
+                    self.train_source,
+                    "file",
+                    "<all rows>",
+                    "at least one valid training row",
+                    f"0 ({result.skipped.summary()})",
+                )
         if self.val_source is not None and isinstance(val, LocalSource):
             result = val.scan()
             scan["val_rows"] = result.rows
@@ -198,12 +240,27 @@ class InfIRDataModule(LightningDataModule):
 
     # -- loaders --------------------------------------------------------------------------------------------
     def collator(self, rank: int = 0) -> TripletCollator:
-        return TripletCollator(self.tokenizer, self.pair_template, self.max_pair_length, self.max_passage_length,
-                               self.padding_side, self.num_swap_negatives, self.seed, rank, self.passage_template)
+        return TripletCollator(
+            self.tokenizer,
+            self.pair_template,
+            self.max_pair_length,
+            self.max_passage_length,
+            self.padding_side,
+            self.num_swap_negatives,
+            self.seed,
+            rank,
+            self.passage_template,
+        )
 
     def _loader(self, dataset: InfIRStream, collator: TripletCollator, drop_last: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.rows_per_device, collate_fn=collator,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0, drop_last=drop_last)
+        return DataLoader(
+            dataset,
+            batch_size=self.rows_per_device,
+            collate_fn=collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=drop_last,
+        )
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

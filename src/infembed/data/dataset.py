@@ -1,9 +1,10 @@
 """Streaming dataset of validated InF-IR rows, sharded across DDP ranks × DataLoader workers.
 
-Shard grid: shard = rank · W + worker, num_shards = world_size · W (W = DataLoader workers, at least 1). Every row goes
-to exactly one shard (see sources.LocalSource.iter_shard / HubSource.iter_shard). Rows, not triplets, are yielded:
-the collator expands each row into its three adjacent triplets, so batch_size counts rows.
+Shard grid: shard = rank · W + worker, num_shards = world_size · W (W = DataLoader workers, at least 1).
+Every row goes to exactly one shard (see sources.LocalSource.iter_shard / HubSource.iter_shard). Rows, not
+triplets, are yielded: the collator expands each row into its three adjacent triplets; batch_size counts rows.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,13 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from a tuple of ints (seed, epoch, shard, ...), stable across processes and Python runs."""
+    """A 63-bit seed from ints (seed, epoch, shard, ...), stable across processes and Python runs."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
 
 
 def shuffle_buffer(rows: Iterable[dict], size: int, seed: int) -> Iterator[dict]:
-    """Approximate shuffle with a buffer of `size` rows (size ≤ 1: unchanged order); deterministic for a seed."""
+    """Approximate shuffle with a buffer of `size` rows (size ≤ 1: unchanged order); seeded."""
     if size <= 1:
         yield from rows
         return
@@ -45,17 +46,30 @@ def shuffle_buffer(rows: Iterable[dict], size: int, seed: int) -> Iterator[dict]
 class InfIRStream(IterableDataset):
     """Iterable over validated rows of one shard of a source.
 
-    repeat=True streams pass after pass (epoch, epoch + 1, ...) for step-based training; each pass reshuffles with
-    seed (seed, epoch, shard). `rows_per_shard` caps each shard (a finite validation stream under DDP needs the same
-    number of rows on every rank so no rank waits in a collective).
+    repeat=True streams pass after pass (epoch, epoch + 1, ...) for step-based training; each pass reshuffles
+    with seed (seed, epoch, shard). `rows_per_shard` caps each shard (a finite validation stream under DDP
+    needs the same number of rows on every rank so no rank waits in a collective).
     """
 
-    def __init__(self, source: LocalSource | HubSource, rank: int = 0, world_size: int = 1, shuffle_buffer: int = 0,
-                 seed: int = 0, repeat: bool = False, rows_per_shard: int | None = None):
+    def __init__(
+        self,
+        source: LocalSource | HubSource,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle_buffer: int = 0,
+        seed: int = 0,
+        repeat: bool = False,
+        rows_per_shard: int | None = None,
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank={rank} world_size={world_size}: expected 0 <= rank < world_size")
         self.source, self.rank, self.world_size = source, rank, world_size
-        self.buffer, self.seed, self.repeat, self.rows_per_shard = shuffle_buffer, seed, repeat, rows_per_shard
+        self.buffer, self.seed, self.repeat, self.rows_per_shard = (
+            shuffle_buffer,
+            seed,
+            repeat,
+            rows_per_shard,
+        )
         self.epoch = 0
         self.stats = SkipStats()  # rows skipped by this copy (one per worker process)
 
@@ -81,7 +95,9 @@ class InfIRStream(IterableDataset):
                 break
             count += 1
             yield row
-        log.info("data shard %d/%d pass %d: %d rows, %s", shard, num_shards, epoch, count, self.stats.summary())
+        log.info(
+            "data shard %d/%d pass %d: %d rows, %s", shard, num_shards, epoch, count, self.stats.summary()
+        )
 
     def __iter__(self) -> Iterator[dict]:
         epoch = self.epoch
@@ -93,5 +109,7 @@ class InfIRStream(IterableDataset):
             if not self.repeat:
                 return
             if count == 0:  # repeating an empty shard would spin forever
-                raise ValueError(f"data shard {self.shard()} of {self.source!r} has no rows; use fewer ranks/workers")
+                raise ValueError(
+                    f"data shard {self.shard()} of {self.source!r} has no rows; use fewer ranks/workers"
+                )
             epoch += 1

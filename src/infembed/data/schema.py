@@ -3,6 +3,7 @@
 A row has seven text columns. It expands into three triplets (instruction, query, passage) that stay adjacent:
     (I+, Q+, P+), (I-, Q+, hard_negative_document_1), (I+, Q-, hard_negative_document_2)
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -36,7 +37,9 @@ class DataError(ValueError):
     (unreadable, empty, no match), which are never skipped.
     """
 
-    def __init__(self, file: str, location: str, field: str, expected: str, got: str = "", reason: str = "file"):
+    def __init__(
+        self, file: str, location: str, field: str, expected: str, got: str = "", reason: str = "file"
+    ):
         self.file, self.location, self.field, self.reason = str(file), location, field, reason
         got_part = f", got {got}" if got else ""
         super().__init__(f"{file}: {location}: field {field!r}: expected {expected}{got_part}")
@@ -56,16 +59,23 @@ def _describe(value: Any) -> str:
 def validate_row(raw: Any, file: str, location: str) -> dict[str, str]:
     """Return the seven schema columns of `raw` (alias resolved, extra columns dropped) or raise DataError."""
     if not isinstance(raw, dict):
-        raise DataError(file, location, "<row>", "a JSON object with the InF-IR columns", _describe(raw),
-                        NOT_AN_OBJECT)
+        raise DataError(
+            file, location, "<row>", "a JSON object with the InF-IR columns", _describe(raw), NOT_AN_OBJECT
+        )
     row = {}
     for column in COLUMNS:
         value = raw.get(column)
         if value is None and column not in raw:
             alias = next((a for a, target in ALIASES.items() if target == column and a in raw), None)
             if alias is None:
-                raise DataError(file, location, column, "a column present in every row (InF-IR schema)",
-                                f"columns {sorted(raw)}", MISSING_COLUMN)
+                raise DataError(
+                    file,
+                    location,
+                    column,
+                    "a column present in every row (InF-IR schema)",
+                    f"columns {sorted(raw)}",
+                    MISSING_COLUMN,
+                )
             value = raw[alias]
         if not isinstance(value, str):
             raise DataError(file, location, column, "a string", _describe(value), WRONG_TYPE)

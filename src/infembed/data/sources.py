@@ -1,11 +1,12 @@
-"""Where rows come from: local .jsonl / .parquet files (paths, directories, globs) or a Hugging Face hub dataset.
+"""Where rows come from: local .jsonl / .parquet files (paths, directories, globs) or a hub dataset.
 
-Every source yields validated rows (schema.validate_row) in a deterministic order and can restrict itself to one
-shard (`shard` of `num_shards`) and one part of a hash split:
-    part="val"   keeps rows with hash(Q+, I+, P+) < val_fraction,   part="train" keeps the rest,   part=None all.
+Every source yields validated rows (schema.validate_row) in a deterministic order and can restrict itself to
+one shard (`shard` of `num_shards`) and one part of a hash split:
+    part="val" keeps rows with hash(Q+, I+, P+) < val_fraction, part="train" the rest, part=None all.
 The hash split depends only on the row's content, never on its position, so it is the same on every machine,
 rank, worker and file order.
 """
+
 from __future__ import annotations
 
 import glob
@@ -28,8 +29,10 @@ _GLOB_CHARS = set("*?[")
 
 
 def is_local(source: str) -> bool:
-    """A path, directory or glob on disk; anything else (e.g. "InF-IR/InF-IR") is taken as a hub dataset id."""
-    looks_like_path = source.startswith(("/", ".", "~")) or source.count("/") > 1 or source.endswith(LOCAL_SUFFIXES)
+    """A path, directory or glob on disk; anything else (e.g. "InF-IR/InF-IR") is a hub dataset id."""
+    looks_like_path = (
+        source.startswith(("/", ".", "~")) or source.count("/") > 1 or source.endswith(LOCAL_SUFFIXES)
+    )
     return looks_like_path or Path(source).exists() or bool(_GLOB_CHARS & set(source))
 
 
@@ -44,7 +47,9 @@ def resolve_files(source: str) -> list[Path]:
         files = [path]
     for p in files:
         if p.suffix not in LOCAL_SUFFIXES:
-            raise DataError(p, "file", "<file>", f"a file ending in one of {list(LOCAL_SUFFIXES)}", repr(p.suffix))
+            raise DataError(
+                p, "file", "<file>", f"a file ending in one of {list(LOCAL_SUFFIXES)}", repr(p.suffix)
+            )
     if not files:
         raise DataError(source, "file", "<file>", f"at least one {'/'.join(LOCAL_SUFFIXES)} file", "no match")
     return sorted(files)
@@ -62,7 +67,9 @@ def _keep(row: dict[str, str], part: str | None, val_fraction: float) -> bool:
 
 
 def _unreadable(path: Path, error: Exception) -> DataError:
-    return DataError(path, "file", "<file>", f"a readable {path.suffix} file", f"{type(error).__name__}: {error}")
+    return DataError(
+        path, "file", "<file>", f"a readable {path.suffix} file", f"{type(error).__name__}: {error}"
+    )
 
 
 def _empty(path: Path) -> DataError:
@@ -85,8 +92,17 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
             try:
                 yield location, json.loads(line.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                yield location, DataError(path, location, "<line>", "one JSON object per line (UTF-8)",
-                                          str(error), MALFORMED_JSON)
+                yield (
+                    location,
+                    DataError(
+                        path,
+                        location,
+                        "<line>",
+                        "one JSON object per line (UTF-8)",
+                        str(error),
+                        MALFORMED_JSON,
+                    ),
+                )
     if not seen:
         raise _empty(path)
 
@@ -135,7 +151,9 @@ class ScanResult:
 class LocalSource:
     """Rows of local files, in sorted file order (or a seeded permutation of it, the same on every shard)."""
 
-    def __init__(self, source: str, on_bad_row: str = "raise", part: str | None = None, val_fraction: float = 0.0):
+    def __init__(
+        self, source: str, on_bad_row: str = "raise", part: str | None = None, val_fraction: float = 0.0
+    ):
         if part not in PARTS:
             raise ValueError(f"part={part!r}: expected one of {list(PARTS)}")
         self.source, self.files = source, resolve_files(source)
@@ -155,9 +173,10 @@ class LocalSource:
         result.train_rows = result.rows - result.val_rows
         return result
 
-    def iter_shard(self, shard: int, num_shards: int, stats: SkipStats, order_seed: int | None = None
-                   ) -> Iterator[dict[str, str]]:
-        """Rows whose ordinal among the kept rows ≡ shard (mod num_shards): disjoint shards, balanced to ±1 row."""
+    def iter_shard(
+        self, shard: int, num_shards: int, stats: SkipStats, order_seed: int | None = None
+    ) -> Iterator[dict[str, str]]:
+        """Rows whose ordinal among the kept rows ≡ shard (mod num_shards): disjoint, balanced to ±1 row."""
         files = list(self.files)
         if order_seed is not None:
             random.Random(order_seed).shuffle(files)
@@ -180,13 +199,20 @@ def _load_hub(dataset_id: str, split: str) -> Any:
 class HubSource:
     """A streaming Hugging Face hub dataset, validated lazily row by row.
 
-    Sharding: `datasets.distributed.split_dataset_by_node` over the (rank × worker) grid, iterated with `.iter()` so
-    `datasets` does not shard a second time by worker. `loader(dataset_id, split)` returns an IterableDataset; tests
-    pass an in-memory one.
+    Sharding: `datasets.distributed.split_dataset_by_node` over the (rank × worker) grid, iterated with
+    `.iter()` so `datasets` does not shard a second time by worker. `loader(dataset_id, split)` returns an
+    IterableDataset; tests pass an in-memory one.
     """
 
-    def __init__(self, dataset_id: str, split: str, on_bad_row: str = "raise", part: str | None = None,
-                 val_fraction: float = 0.0, loader: Callable[[str, str], Any] | None = None):
+    def __init__(
+        self,
+        dataset_id: str,
+        split: str,
+        on_bad_row: str = "raise",
+        part: str | None = None,
+        val_fraction: float = 0.0,
+        loader: Callable[[str, str], Any] | None = None,
+    ):
         if part not in PARTS:
             raise ValueError(f"part={part!r}: expected one of {list(PARTS)}")
         self.dataset_id, self.split, self.part, self.val_fraction = dataset_id, split, part, val_fraction
@@ -196,11 +222,14 @@ class HubSource:
     def __repr__(self) -> str:
         return f"HubSource({self.dataset_id!r}, split={self.split!r}, part={self.part!r})"
 
-    def iter_shard(self, shard: int, num_shards: int, stats: SkipStats, order_seed: int | None = None
-                   ) -> Iterator[dict[str, str]]:
+    def iter_shard(
+        self, shard: int, num_shards: int, stats: SkipStats, order_seed: int | None = None
+    ) -> Iterator[dict[str, str]]:
         from datasets.distributed import split_dataset_by_node
 
-        dataset = split_dataset_by_node(self.loader(self.dataset_id, self.split), rank=shard, world_size=num_shards)
+        dataset = split_dataset_by_node(
+            self.loader(self.dataset_id, self.split), rank=shard, world_size=num_shards
+        )
         name = f"{self.dataset_id} (split {self.split})"
         for index, batch in enumerate(dataset.iter(batch_size=1)):
             location = f"row {index} (0-based, of shard {shard}/{num_shards})"
@@ -215,8 +244,13 @@ class HubSource:
                 yield row
 
 
-def build_source(source: str, split: str = "train", on_bad_row: str = "raise", part: str | None = None,
-                 val_fraction: float = 0.0) -> LocalSource | HubSource:
+def build_source(
+    source: str,
+    split: str = "train",
+    on_bad_row: str = "raise",
+    part: str | None = None,
+    val_fraction: float = 0.0,
+) -> LocalSource | HubSource:
     """A LocalSource for paths/globs, else a HubSource for `source` as a hub dataset id."""
     if is_local(source):
         return LocalSource(source, on_bad_row, part, val_fraction)

@@ -1,24 +1,26 @@
 """Deterministic synthetic instruction-following data (the embedded default dataset).
 
-World: topics × aspects × passage attributes. A passage is about one topic and one aspect and shows one value of
-each of four binary attributes in its wording:
-    audience  children ("Wow, super fun fact!")  | experts ("Technical note:")
-    period    past ("Before railways existed," + past tense) | present ("Since the smartphone arrived," + present)
-    stance    approving ("What a delight!")      | critical ("Critics call it a failure.")
-    format    numbered points ("1) ... 2) ...")  | running prose ("..., and ...")
-A query asks about a topic and an aspect; an instruction constrains ONE attribute and names it with different words
-than passages use ("aimed at young readers" vs "Wow, super fun fact!"), so lexical overlap alone does not follow it.
+World: topics × aspects × passage attributes. A passage is about one topic and one aspect and shows one value
+of each of four binary attributes in its wording:
+    audience  children ("Wow, super fun fact!")           | experts ("Technical note:")
+    period    past ("Before railways existed,")           | present ("Since the smartphone arrived,")
+    stance    approving ("What a delight!")               | critical ("Critics call it a failure.")
+    format    numbered points ("1) ... 2) ...")           | running prose ("..., and ...")
+A query asks about a topic and an aspect; an instruction constrains ONE attribute and names it with other
+words than passages use ("aimed at young readers" vs "Wow, super fun fact!"): lexical overlap cannot do it.
+Present tense goes with the present period, past tense with the past.
 A training row (InF-IR schema):
-    P+   topic t, aspect a, attributes x                        Q+ asks about (t, a)     I+ asks for x[A] = v
-    hard_negative_document_1: P+ with x[A] flipped (same words otherwise), satisfies (I-, Q+); I- asks for x[A] = ¬v
-    hard_negative_document_2: topic t, another aspect a', attributes x, satisfies (I+, Q-); Q- asks about (t, a')
-Training rows use training topics; heldout.jsonl and the FollowIR-form set use held-out topics (generalisation).
+    P+   topic t, aspect a, attributes x;   Q+ asks about (t, a);   I+ asks for x[A] = v
+    hard_negative_document_1: P+ with x[A] flipped (same words otherwise): satisfies (I-, Q+); I-: x[A] = ¬v
+    hard_negative_document_2: topic t, another aspect a', attributes x: satisfies (I+, Q-); Q-: about (t, a')
+Training rows use training topics; heldout.jsonl and the FollowIR-form set use held-out topics.
 FollowIR form: an original instruction (x[A] = v) and a changed one (x[A] = ¬v); candidate pool of same
-topic/aspect passages with both values, the same topic's other aspects and other topics; the changed docs (relevant
-under the original only) are the ones p-MRR follows.
+topic/aspect passages with both values, the same topic's other aspects and other topics; the changed docs
+(relevant under the original only) are the ones p-MRR follows.
 
     python -m infembed.data.synthetic --out DIR [--train-rows 4000] [--eval-queries 150] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,104 +35,237 @@ VERSION = 1
 HELDOUT_TOPIC_FRACTION = 0.25
 
 TOPICS = (
-    "beekeeping", "cheese making", "glass blowing", "rock climbing", "sailing", "pottery", "coffee farming",
-    "wind power", "bridge building", "scuba diving", "falconry", "wine making", "paper making", "blacksmithing",
-    "chess", "archery", "beer brewing", "bread baking", "tea growing", "rice farming", "horse riding", "surfing",
-    "woodworking", "knitting", "photography", "gardening", "fishing", "mountain biking", "skiing", "weaving",
-    "soap making", "candle making", "origami", "calligraphy", "kayaking", "stargazing", "birdwatching",
-    "cave exploring", "hot air ballooning", "perfume making",
+    "beekeeping",
+    "cheese making",
+    "glass blowing",
+    "rock climbing",
+    "sailing",
+    "pottery",
+    "coffee farming",
+    "wind power",
+    "bridge building",
+    "scuba diving",
+    "falconry",
+    "wine making",
+    "paper making",
+    "blacksmithing",
+    "chess",
+    "archery",
+    "beer brewing",
+    "bread baking",
+    "tea growing",
+    "rice farming",
+    "horse riding",
+    "surfing",
+    "woodworking",
+    "knitting",
+    "photography",
+    "gardening",
+    "fishing",
+    "mountain biking",
+    "skiing",
+    "weaving",
+    "soap making",
+    "candle making",
+    "origami",
+    "calligraphy",
+    "kayaking",
+    "stargazing",
+    "birdwatching",
+    "cave exploring",
+    "hot air ballooning",
+    "perfume making",
 )
 
 # aspect -> (queries, lead clauses naming the topic, follow clauses); {is}/{are}/{has}/{can} carry the tense
 ASPECTS = {
     "cost": (
-        ("how much does {topic} cost", "is {topic} expensive", "what are the expenses involved in {topic}",
-         "{topic} price and budget"),
-        ("{topic} {is} costly to start", "the price of {topic} {is} high for most families",
-         "{topic} {is} an expensive pursuit"),
-        ("fees, supplies and repairs {are} a steady drain on savings", "insurance and upkeep {are} extra expenses",
-         "a beginner's kit alone {is} worth months of pocket money"),
+        (
+            "how much does {topic} cost",
+            "is {topic} expensive",
+            "what are the expenses involved in {topic}",
+            "{topic} price and budget",
+        ),
+        (
+            "{topic} {is} costly to start",
+            "the price of {topic} {is} high for most families",
+            "{topic} {is} an expensive pursuit",
+        ),
+        (
+            "fees, supplies and repairs {are} a steady drain on savings",
+            "insurance and upkeep {are} extra expenses",
+            "a beginner's kit alone {is} worth months of pocket money",
+        ),
     ),
     "safety": (
-        ("is {topic} dangerous", "what injuries happen in {topic}", "safety risks of {topic}",
-         "how risky is {topic}"),
+        (
+            "is {topic} dangerous",
+            "what injuries happen in {topic}",
+            "safety risks of {topic}",
+            "how risky is {topic}",
+        ),
         ("{topic} {has} real dangers", "injuries {are} common in {topic}", "{topic} {is} risky without care"),
-        ("cuts, falls and burns {are} the usual accidents", "protective gear {is} the best defence against harm",
-         "one careless moment {can} send someone to hospital"),
+        (
+            "cuts, falls and burns {are} the usual accidents",
+            "protective gear {is} the best defence against harm",
+            "one careless moment {can} send someone to hospital",
+        ),
     ),
     "environment": (
-        ("environmental impact of {topic}", "how does {topic} affect nature", "is {topic} bad for the environment",
-         "{topic} pollution and wildlife"),
-        ("{topic} {has} a clear effect on nature", "the ecological footprint of {topic} {is} large",
-         "{topic} {is} tied to local wildlife and land"),
-        ("water use and waste {are} the main pollution concerns", "nearby forests and rivers {are} affected",
-         "energy use {is} a big part of its carbon cost"),
+        (
+            "environmental impact of {topic}",
+            "how does {topic} affect nature",
+            "is {topic} bad for the environment",
+            "{topic} pollution and wildlife",
+        ),
+        (
+            "{topic} {has} a clear effect on nature",
+            "the ecological footprint of {topic} {is} large",
+            "{topic} {is} tied to local wildlife and land",
+        ),
+        (
+            "water use and waste {are} the main pollution concerns",
+            "nearby forests and rivers {are} affected",
+            "energy use {is} a big part of its carbon cost",
+        ),
     ),
     "equipment": (
-        ("what equipment is needed for {topic}", "tools used in {topic}", "gear required for {topic}",
-         "which instruments does {topic} use"),
-        ("{topic} {is} impossible without the right gear", "the tools of {topic} {are} specialised",
-         "{topic} {has} its own set of equipment"),
-        ("sturdy instruments and protective clothing {are} essential", "a well-stocked workshop {is} the heart of it",
-         "every kit {has} a few delicate, hand-made parts"),
+        (
+            "what equipment is needed for {topic}",
+            "tools used in {topic}",
+            "gear required for {topic}",
+            "which instruments does {topic} use",
+        ),
+        (
+            "{topic} {is} impossible without the right gear",
+            "the tools of {topic} {are} specialised",
+            "{topic} {has} its own set of equipment",
+        ),
+        (
+            "sturdy instruments and protective clothing {are} essential",
+            "a well-stocked workshop {is} the heart of it",
+            "every kit {has} a few delicate, hand-made parts",
+        ),
     ),
     "origins": (
-        ("origins of {topic}", "how did {topic} begin", "who invented {topic}", "where does {topic} come from"),
-        ("the roots of {topic} {are} ancient", "{topic} {has} its beginnings in small villages",
-         "the birth of {topic} {is} a tale of trade routes"),
-        ("merchants {are} the ones who carried it to new lands", "early traditions {are} handed down through families",
-         "the first guilds {are} founded to guard its secrets"),
+        (
+            "origins of {topic}",
+            "how did {topic} begin",
+            "who invented {topic}",
+            "where does {topic} come from",
+        ),
+        (
+            "the roots of {topic} {are} ancient",
+            "{topic} {has} its beginnings in small villages",
+            "the birth of {topic} {is} a tale of trade routes",
+        ),
+        (
+            "merchants {are} the ones who carried it to new lands",
+            "early traditions {are} handed down through families",
+            "the first guilds {are} founded to guard its secrets",
+        ),
     ),
     "learning": (
-        ("how to learn {topic}", "how long does it take to master {topic}", "skills needed for {topic}",
-         "is {topic} hard to learn"),
-        ("learning {topic} {is} a slow process", "{topic} {is} a skill that takes years to master",
-         "becoming good at {topic} {is} hard work"),
-        ("beginners {are} expected to practise daily with a mentor",
-         "patience {is} the most important quality for a student", "clubs and courses {are} the usual way in"),
+        (
+            "how to learn {topic}",
+            "how long does it take to master {topic}",
+            "skills needed for {topic}",
+            "is {topic} hard to learn",
+        ),
+        (
+            "learning {topic} {is} a slow process",
+            "{topic} {is} a skill that takes years to master",
+            "becoming good at {topic} {is} hard work",
+        ),
+        (
+            "beginners {are} expected to practise daily with a mentor",
+            "patience {is} the most important quality for a student",
+            "clubs and courses {are} the usual way in",
+        ),
     ),
 }
 
-TENSES = ({"is": "was", "are": "were", "has": "had", "can": "could"},  # period value 0: past
-          {"is": "is", "are": "are", "has": "has", "can": "can"})  # period value 1: present
+TENSES = (
+    {"is": "was", "are": "were", "has": "had", "can": "could"},  # period value 0: past
+    {"is": "is", "are": "are", "has": "has", "can": "can"},
+)  # period value 1: present
 
-# attribute -> (passage markers for value 0, for value 1, instruction pairs (value 0, value 1) as minimal edits)
+# attribute -> (passage markers for value 0, for value 1, instruction pairs (value 0, value 1), minimal edits)
 ATTRIBUTES = {
     "audience": (
         ("Guess what?", "Wow, super fun fact!", "Yay, story time!", "Ready? Here we go!"),
-        ("Technical note:", "Engineering brief:", "Per the peer-reviewed literature:", "Quantitative summary:"),
-        (("The passage should be aimed at young readers.", "The passage should target professionals in the field."),
-         ("I want something written for a child.", "I want something written at a graduate level."),
-         ("Only show material suitable for an elementary school class.",
-          "Only show material suitable for university researchers."),
-         ("Find text that a seven-year-old would enjoy.", "Find text that a trained specialist would consult.")),
+        (
+            "Technical note:",
+            "Engineering brief:",
+            "Per the peer-reviewed literature:",
+            "Quantitative summary:",
+        ),
+        (
+            (
+                "The passage should be aimed at young readers.",
+                "The passage should target professionals in the field.",
+            ),
+            ("I want something written for a child.", "I want something written at a graduate level."),
+            (
+                "Only show material suitable for an elementary school class.",
+                "Only show material suitable for university researchers.",
+            ),
+            (
+                "Find text that a seven-year-old would enjoy.",
+                "Find text that a trained specialist would consult.",
+            ),
+        ),
     ),
     "period": (
-        ("When candles lit every home,", "In the age of steam engines,", "In the days of horse-drawn carriages,",
-         "Before railways existed,"),
-        ("Since the smartphone arrived,", "In the era of electric cars,", "Now that everyone streams video,",
-         "With satellites overhead,"),
-        (("Focus on how things used to be long ago.", "Focus on how things stand at the present time."),
-         ("It must describe an earlier historical period.", "It must describe the current state of affairs."),
-         ("I only care about the situation in past centuries.", "I only care about the situation nowadays."),
-         ("Prefer accounts of bygone times.", "Prefer accounts of the contemporary situation.")),
+        (
+            "When candles lit every home,",
+            "In the age of steam engines,",
+            "In the days of horse-drawn carriages,",
+            "Before railways existed,",
+        ),
+        (
+            "Since the smartphone arrived,",
+            "In the era of electric cars,",
+            "Now that everyone streams video,",
+            "With satellites overhead,",
+        ),
+        (
+            ("Focus on how things used to be long ago.", "Focus on how things stand at the present time."),
+            (
+                "It must describe an earlier historical period.",
+                "It must describe the current state of affairs.",
+            ),
+            (
+                "I only care about the situation in past centuries.",
+                "I only care about the situation nowadays.",
+            ),
+            ("Prefer accounts of bygone times.", "Prefer accounts of the contemporary situation."),
+        ),
     ),
     "stance": (
         ("What a delight!", "People simply love it.", "Truly a great success.", "It is a wonderful thing."),
-        ("Critics call it a failure.", "Sadly, it is a real problem.", "Many find this worrying.",
-         "Frankly, it is a mess."),
-        (("The text should take a favourable view.", "The text should take a disapproving view."),
-         ("I want an optimistic, approving tone.", "I want a skeptical, negative tone."),
-         ("Pick writing that praises it.", "Pick writing that complains about it."),
-         ("Choose an enthusiastic account.", "Choose a pessimistic account.")),
+        (
+            "Critics call it a failure.",
+            "Sadly, it is a real problem.",
+            "Many find this worrying.",
+            "Frankly, it is a mess.",
+        ),
+        (
+            ("The text should take a favourable view.", "The text should take a disapproving view."),
+            ("I want an optimistic, approving tone.", "I want a skeptical, negative tone."),
+            ("Pick writing that praises it.", "Pick writing that complains about it."),
+            ("Choose an enthusiastic account.", "Choose a pessimistic account."),
+        ),
     ),
     "format": (
         ("1) {a}. 2) {b}.", "First: {a}. Second: {b}.", "Key points: - {a}; - {b}."),
         ("{a}, and {b}.", "{a}; what is more, {b}.", "{a}, while {b}."),
-        (("Present the answer as enumerated items.", "Present the answer as a flowing paragraph."),
-         ("I want a numbered breakdown.", "I want a continuous narrative."),
-         ("Give me an itemised rundown.", "Give me connected sentences in one block."),
-         ("Structure it as a checklist.", "Structure it as an essay-like passage.")),
+        (
+            ("Present the answer as enumerated items.", "Present the answer as a flowing paragraph."),
+            ("I want a numbered breakdown.", "I want a continuous narrative."),
+            ("Give me an itemised rundown.", "Give me connected sentences in one block."),
+            ("Structure it as a checklist.", "Structure it as an essay-like passage."),
+        ),
     ),
 }
 ATTRIBUTE_NAMES = tuple(ATTRIBUTES)
@@ -218,14 +353,26 @@ def make_followir_query(rng: random.Random, topic: str, topics: list[str], corpu
         og[corpus.add(_passage(choices, topic, aspect, values))] = 1
         changed[corpus.add(_passage(choices, topic, aspect, dict(values, **{attribute: 1 - value})))] = 1
     others = [a for a in sorted(ASPECTS) if a != aspect]
-    distractors = [corpus.add(_passage(_choices(rng), topic, rng.choice(others), _values(rng))) for _ in range(8)]
+    distractors = [
+        corpus.add(_passage(_choices(rng), topic, rng.choice(others), _values(rng))) for _ in range(8)
+    ]
     other_topics = [t for t in topics if t != topic]
-    distractors += [corpus.add(_passage(_choices(rng), rng.choice(other_topics), rng.choice(sorted(ASPECTS)),
-                                        _values(rng))) for _ in range(6)]
+    distractors += [
+        corpus.add(
+            _passage(_choices(rng), rng.choice(other_topics), rng.choice(sorted(ASPECTS)), _values(rng))
+        )
+        for _ in range(6)
+    ]
     pool = list(dict.fromkeys([*og, *changed, *distractors]))
     rng.shuffle(pool)
-    return {"text": _query(rng, topic, aspect), "instruction_og": pair[value], "instruction_changed": pair[1 - value],
-            "pool": pool, "og": {d: og.get(d, 0) for d in pool}, "changed": {d: changed.get(d, 0) for d in pool}}
+    return {
+        "text": _query(rng, topic, aspect),
+        "instruction_og": pair[value],
+        "instruction_changed": pair[1 - value],
+        "pool": pool,
+        "og": {d: og.get(d, 0) for d in pool},
+        "changed": {d: changed.get(d, 0) for d in pool},
+    }
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
@@ -243,8 +390,13 @@ def _write_qrels(path: Path, queries: list[dict], key: str) -> None:
 def params(train_rows: int, eval_queries: int, seed: int, heldout_rows: int | None = None) -> dict:
     """The generator parameters recorded in manifest.json (heldout_rows defaults to 2 × eval_queries)."""
     heldout = 2 * eval_queries if heldout_rows is None else heldout_rows
-    return {"version": VERSION, "train_rows": train_rows, "eval_queries": eval_queries, "heldout_rows": heldout,
-            "seed": seed}
+    return {
+        "version": VERSION,
+        "train_rows": train_rows,
+        "eval_queries": eval_queries,
+        "heldout_rows": heldout,
+        "seed": seed,
+    }
 
 
 def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
@@ -254,24 +406,46 @@ def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
     train = [make_row(rng, rng.choice(train_topics)) for _ in range(config["train_rows"])]
     heldout = [make_row(rng, rng.choice(heldout_topics)) for _ in range(config["heldout_rows"])]
     corpus = _Corpus()
-    queries = [make_followir_query(rng, rng.choice(heldout_topics), heldout_topics, corpus)
-               for _ in range(config["eval_queries"])]
+    queries = [
+        make_followir_query(rng, rng.choice(heldout_topics), heldout_topics, corpus)
+        for _ in range(config["eval_queries"])
+    ]
     for number, query in enumerate(queries):
         query["_id"] = f"q{number:04d}"
-    paths = {"train": out_dir / "train.jsonl", "heldout": out_dir / "heldout.jsonl", "followir": out_dir / "followir"}
+    paths = {
+        "train": out_dir / "train.jsonl",
+        "heldout": out_dir / "heldout.jsonl",
+        "followir": out_dir / "followir",
+    }
     _write_jsonl(paths["train"], train)
     _write_jsonl(paths["heldout"], heldout)
     (paths["followir"] / "qrels").mkdir(parents=True)
     _write_jsonl(paths["followir"] / "corpus.jsonl", [{"_id": i, "text": t} for t, i in corpus.ids.items()])
-    _write_jsonl(paths["followir"] / "queries.jsonl", [
-        {"_id": q["_id"], "text": q["text"], "instruction_og": q["instruction_og"],
-         "instruction_changed": q["instruction_changed"]} for q in queries])
+    _write_jsonl(
+        paths["followir"] / "queries.jsonl",
+        [
+            {
+                "_id": q["_id"],
+                "text": q["text"],
+                "instruction_og": q["instruction_og"],
+                "instruction_changed": q["instruction_changed"],
+            }
+            for q in queries
+        ],
+    )
     _write_qrels(paths["followir"] / "qrels" / "og.tsv", queries, "og")
     _write_qrels(paths["followir"] / "qrels" / "changed.tsv", queries, "changed")
-    _write_jsonl(paths["followir"] / "candidates.jsonl", [{"query-id": q["_id"], "corpus-ids": q["pool"]}
-                                                          for q in queries])
-    manifest = {"generator": "infembed.data.synthetic", **config, "train_topics": train_topics,
-                "heldout_topics": heldout_topics, "corpus_size": len(corpus.ids)}
+    _write_jsonl(
+        paths["followir"] / "candidates.jsonl",
+        [{"query-id": q["_id"], "corpus-ids": q["pool"]} for q in queries],
+    )
+    manifest = {
+        "generator": "infembed.data.synthetic",
+        **config,
+        "train_topics": train_topics,
+        "heldout_topics": heldout_topics,
+        "corpus_size": len(corpus.ids),
+    }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return {name: str(path) for name, path in paths.items()}
 
@@ -290,8 +464,13 @@ def is_current(out_dir: str | os.PathLike, config: dict) -> bool:
     return manifest is not None and all(manifest.get(key) == value for key, value in config.items())
 
 
-def generate(out_dir: str | os.PathLike, train_rows: int = 4000, eval_queries: int = 150, seed: int = 0,
-             heldout_rows: int | None = None) -> dict[str, str]:
+def generate(
+    out_dir: str | os.PathLike,
+    train_rows: int = 4000,
+    eval_queries: int = 150,
+    seed: int = 0,
+    heldout_rows: int | None = None,
+) -> dict[str, str]:
     """Generate the dataset into out_dir atomically (temp dir + rename) and return its paths.
 
     Returns {"train", "heldout", "followir", "manifest"} → paths. Same arguments → identical bytes.
@@ -311,12 +490,21 @@ def generate(out_dir: str | os.PathLike, train_rows: int = 4000, eval_queries: i
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"train": str(out / "train.jsonl"), "heldout": str(out / "heldout.jsonl"),
-            "followir": str(out / "followir"), "manifest": str(out / "manifest.json")}
+    return {
+        "train": str(out / "train.jsonl"),
+        "heldout": str(out / "heldout.jsonl"),
+        "followir": str(out / "followir"),
+        "manifest": str(out / "manifest.json"),
+    }
 
 
-def ensure(out_dir: str | os.PathLike, train_rows: int = 4000, eval_queries: int = 150, seed: int = 0,
-           heldout_rows: int | None = None) -> bool:
+def ensure(
+    out_dir: str | os.PathLike,
+    train_rows: int = 4000,
+    eval_queries: int = 150,
+    seed: int = 0,
+    heldout_rows: int | None = None,
+) -> bool:
     """Generate into out_dir unless it already holds data with these parameters; True when it generated."""
     if is_current(out_dir, params(train_rows, eval_queries, seed, heldout_rows)):
         return False
