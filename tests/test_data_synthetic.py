@@ -100,3 +100,12 @@ def test_command_line(tmp_path, capsys):
     )
     assert json.loads(capsys.readouterr().out)["train"] == str(tmp_path / "cli" / "train.jsonl")
     assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["seed"] == 3
+
+
+def test_generator_never_replaces_a_foreign_directory(tmp_path):
+    from infembed.data import synthetic
+
+    (tmp_path / "mine.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match="not written by the generator"):
+        synthetic.generate(tmp_path, train_rows=5, eval_queries=2)
+    assert (tmp_path / "mine.jsonl").read_text() == "{}\n"

@@ -478,6 +478,7 @@ def generate(
     if train_rows < 1 or eval_queries < 1:
         raise ValueError(f"train_rows={train_rows}, eval_queries={eval_queries}: expected both >= 1")
     out = Path(out_dir)
+    refuse_foreign_directory(out)
     config = params(train_rows, eval_queries, seed, heldout_rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -496,6 +497,15 @@ def generate(
         "followir": str(out / "followir"),
         "manifest": str(out / "manifest.json"),
     }
+
+
+def refuse_foreign_directory(out: Path) -> None:
+    """Only a directory this generator wrote (it has manifest.json) may be replaced: never a user's folder."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
+        raise ValueError(
+            f"{out}: refusing to write synthetic data here: it exists and was not written by the generator "
+            "(no manifest.json); choose an empty or new directory"
+        )
 
 
 def ensure(
