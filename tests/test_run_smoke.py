@@ -52,3 +52,21 @@ def test_unknown_choice_lists_valid_ones(tmp_path, override, listed):
     result = run("debug=smoke", override, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert result.returncode != 0
     assert listed in result.stderr + result.stdout
+
+
+def test_evaluate_task_writes_flat_metrics(tmp_path):
+    from infembed.data.synthetic import generate
+
+    followir = generate(tmp_path / "synthetic", train_rows=5, eval_queries=4)["followir"]
+    result = run("task=evaluate", "model=tiny", f"benchmark.path={followir}", f"hydra.run.dir={tmp_path}/ev", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {"ndcg@10", "map@1000", "p-mrr"} <= set(metrics)
+    assert "| followir |" in result.stdout
+
+
+def test_evaluate_task_without_benchmark_is_a_clear_error(tmp_path):
+    result = run("task=evaluate", "model=tiny", f"hydra.run.dir={tmp_path}/ev", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "benchmark.path=DIR" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout

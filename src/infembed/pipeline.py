@@ -68,8 +68,8 @@ def train_task(cfg: DictConfig, output_dir: Path) -> float | None:
 def evaluate_task(cfg: DictConfig, output_dir: Path) -> float | None:
     from infembed.eval import evaluate_from_config, format_table, write_metrics
 
-    if cfg.get("benchmark") is None:
-        raise ValueError("task=evaluate needs a benchmark: e.g. benchmark=beir benchmark.path=DIR benchmark.split=test")
+    if not has_benchmark(cfg):
+        raise ValueError("task=evaluate needs a benchmark: e.g. benchmark.path=DIR benchmark.split=test")
     encoder = load_encoder(cfg)
     results = evaluate_from_config(encoder, to_plain(cfg.benchmark), str(output_dir))
     if rank_zero_only.rank == 0:
@@ -77,6 +77,10 @@ def evaluate_task(cfg: DictConfig, output_dir: Path) -> float | None:
         write_metrics(results, output_dir / "metrics.json")
     first = next(iter(results.values()), {})
     return first.get(cfg.optimized_metric.split("/", 1)[-1])
+
+
+def has_benchmark(cfg: DictConfig) -> bool:
+    return cfg.get("benchmark") is not None and cfg.benchmark.get("path") is not None
 
 
 def load_encoder(cfg: DictConfig):
@@ -101,7 +105,7 @@ def evaluate_model(cfg: DictConfig, encoder) -> dict[str, float]:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = encoder.to(device)
-    if cfg.get("benchmark") is not None:
+    if has_benchmark(cfg):
         results = evaluate_from_config(encoder, to_plain(cfg.benchmark), None)
         return {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
     if cfg.data.get("synthetic"):

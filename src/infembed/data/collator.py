@@ -22,6 +22,7 @@ from torch.utils.data import get_worker_info
 
 from infembed.data.dataset import derive_seed
 from infembed.data.schema import TRIPLETS_PER_ROW, expand_row
+from infembed.templates import PAIR_FIELDS, PASSAGE_FIELDS, check_template, format_pair, format_passage
 
 AUTO = "auto"
 PADDING_SIDES = ("right", "left")
@@ -87,8 +88,8 @@ class TripletCollator:
     ):
         if padding_side not in PADDING_SIDES:
             raise ValueError(f"padding_side={padding_side!r}: expected one of {list(PADDING_SIDES)}")
-        check_template(pair_template, ("query", "instruction"))
-        check_template(passage_template, ("passage",))
+        check_template(pair_template, PAIR_FIELDS)
+        check_template(passage_template, PASSAGE_FIELDS)
         by_name = isinstance(tokenizer, (str, os.PathLike))
         self.tokenizer_name = str(tokenizer) if by_name else None
         self._tokenizer = None if by_name else tokenizer
@@ -123,7 +124,7 @@ class TripletCollator:
         self.epoch = epoch
 
     def pair_text(self, query: str, instruction: str) -> str:
-        return self.pair_template.format(query=query, instruction=instruction)
+        return format_pair(self.pair_template, query, instruction)
 
     def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
         """One tokenizer call on finished strings; (len(texts), L) with L the longest in the batch."""
@@ -148,7 +149,7 @@ class TripletCollator:
         triplets = [t for row in rows for t in expand_row(row)]  # 3 per row, adjacent
         instructions, queries, passages = (list(column) for column in zip(*triplets))
         pair_texts = [self.pair_text(q, i) for q, i in zip(queries, instructions)]
-        passage_texts = [self.passage_template.format(passage=p) for p in passages]
+        passage_texts = [format_passage(self.passage_template, p) for p in passages]
         batch = {
             "pairs": self.tokenize(pair_texts, self.max_pair_length),
             "passages": self.tokenize(passage_texts, self.max_passage_length),
@@ -189,16 +190,3 @@ class TripletCollator:
             "swap_mask": mask,
         }
 
-
-def check_template(template: str, fields: tuple[str, ...]) -> str:
-    """A text template must use exactly `fields`, each at least once (e.g. {query} and {instruction})."""
-    try:
-        template.format(**{name: "" for name in fields})
-    except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(
-            f"template {template!r}: expected only the fields {list(fields)} ({error!r})"
-        ) from error
-    missing = [name for name in fields if "{" + name + "}" not in template]
-    if missing:
-        raise ValueError(f"template {template!r}: expected the fields {list(fields)}, missing {missing}")
-    return template

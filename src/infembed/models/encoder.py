@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from infembed.templates import PAIR_FIELDS, PASSAGE_FIELDS, check_template, format_pair, format_passage
+
 POOLINGS = ("mean", "cls", "last")
 TOWERS = ("pair", "passage")
 
@@ -71,8 +73,8 @@ class BiEncoder(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
-        _check_template(pair_template, ("query", "instruction"), "query")
-        _check_template(passage_template, ("passage",), "passage")
+        check_template(pair_template, PAIR_FIELDS)
+        check_template(passage_template, PASSAGE_FIELDS)
         self.backbone_name = str(backbone)
         self.pooling = pooling
         self.normalize = normalize
@@ -95,10 +97,10 @@ class BiEncoder(nn.Module):
 
     def format_pair(self, query: str, instruction: str) -> str:
         """The pair text; an empty instruction leaves just the query (no dangling separator)."""
-        return self.pair_template.format(query=query, instruction=instruction).strip()
+        return format_pair(self.pair_template, query, instruction)
 
     def format_passage(self, passage: str) -> str:
-        return self.passage_template.format(passage=passage)
+        return format_passage(self.passage_template, passage)
 
     def forward(self, tokens: dict[str, torch.Tensor], tower: str = "pair") -> torch.Tensor:
         """Token ids (B, L) + attention mask (B, L) -> embeddings (B, D)."""
@@ -162,17 +164,6 @@ class BiEncoder(nn.Module):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
-
-
-def _check_template(template: str, fields: tuple[str, ...], required: str) -> None:
-    """A template must format with exactly the given fields and contain the required one."""
-    try:
-        template.format(**{field: field for field in fields})
-    except (KeyError, IndexError, ValueError) as err:
-        expected = ", ".join("{" + f + "}" for f in fields)
-        raise ValueError(f"template {template!r} is invalid ({err!r}); expected only the fields {expected}") from None
-    if "{" + required + "}" not in template:
-        raise ValueError(f"template {template!r} must contain the field {{{required}}}")
 
 
 def _load_backbone(name: str, random_init: bool, config_overrides: dict | None) -> nn.Module:
