@@ -72,14 +72,14 @@ def _bar_plot(runs: list[Run], keys: list[str], metrics: list[str], path: Path) 
             by_loss = {loss_of(r): r.metrics["after"].get(metric) for r in members}
             xs = [i + g * width for i, loss in enumerate(losses) if by_loss.get(loss) is not None]
             ys = [100 * by_loss[loss] for loss in losses if by_loss.get(loss) is not None]
-            ax.bar(xs, ys, width=width, label=label)
+            ax.bar(xs, ys, width=width, label=label if len(groups) > 1 else None)
         before = [r.metrics.get("before", {}).get(metric) for r in runs]
         before = [b for b in before if b is not None]
         if before:
             ax.axhline(100 * sum(before) / len(before), color="black", linestyle="--", linewidth=1, label="untrained")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(losses))], losses, rotation=30, ha="right")
         ax.set_ylabel(LABELS[metric])
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
 
 
@@ -93,7 +93,7 @@ def _line_plot(runs: list[Run], keys: list[str], metrics: list[str], x_key: str,
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
         _format_x(ax, runs, x_key)
         ax.set_ylabel(LABELS[metric])
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
 
 
