@@ -83,10 +83,11 @@ class RetrievalModule(L.LightningModule):
         if datamodule is None or not hasattr(datamodule, "describe"):
             return
         sizes = datamodule.describe()
-        passes = "pairs + passages" + (" + unique swap pairs" if self.needs_swaps else "")
+        n, k = sizes["triplets_per_device"], sizes["num_swap_negatives"] if self.needs_swaps else 0
+        swaps = f" + at most {n * k} unique swap pairs (K={k})" if self.needs_swaps else " (no swap pairs)"
         rank_zero_info(
-            f"batch sizes: {sizes}; loss={self.hparams.loss['name']}, K={sizes.get('num_swap_negatives', 0) if self.needs_swaps else 0}; "
-            f"encoder passes per step: {passes}"
+            f"batch sizes: {sizes}; loss={self.hparams.loss['name']}; "
+            f"encoder passes per device and step: {n} pairs + {n} passages{swaps}"
         )
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
