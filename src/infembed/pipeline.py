@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from infembed.utils import encoder_kwargs, to_plain, write_json
+from infembed.utils import encoder_kwargs, to_plain, validate_choice, write_json
 
 log = logging.getLogger("infembed")
 
@@ -22,8 +22,7 @@ TASKS = ("train", "evaluate")
 
 
 def run_task(cfg: DictConfig) -> float | None:
-    if cfg.task not in TASKS:
-        raise ValueError(f"unknown task {cfg.task!r}; valid choices: {', '.join(TASKS)}")
+    validate_choice(cfg.task, TASKS, "task")
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.task == "evaluate":
