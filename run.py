@@ -20,11 +20,12 @@ log = logging.getLogger("infembed")
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from infembed.pipeline import USER_ERRORS, run_task
+    from infembed.errors import UserError
+    from infembed.pipeline import run_task
 
     try:
         return run_task(cfg)
-    except USER_ERRORS as err:  # a user mistake: one clear message, no library traceback
+    except UserError as err:  # a user mistake: one clear line; anything else keeps its traceback
         log.error("%s: %s", type(err).__name__, err)
         sys.exit(1)
 

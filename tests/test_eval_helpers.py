@@ -5,6 +5,9 @@ import re
 from pathlib import Path
 
 import torch
+from helpers import MINILM
+
+from infembed.text import TextSpec
 
 
 class BagOfWordsEncoder:
@@ -14,7 +17,8 @@ class BagOfWordsEncoder:
     """
 
     def __init__(self, dim: int = 64, max_passage_length: int = 512, pair_template: str = "{query} {instruction}"):
-        self.dim, self.max_passage_length, self.pair_template = dim, max_passage_length, pair_template
+        self.dim = dim
+        self.text = TextSpec(MINILM, pair_template=pair_template, max_passage_length=max_passage_length)
         self.passage_calls, self.passages_encoded = 0, 0
 
     def _embed(self, text: str) -> torch.Tensor:
@@ -23,11 +27,8 @@ class BagOfWordsEncoder:
             vec[int(hashlib.md5(token.encode()).hexdigest(), 16) % self.dim] += 1.0
         return torch.nn.functional.normalize(vec, dim=0)
 
-    def format_pair(self, query: str, instruction: str) -> str:
-        return self.pair_template.format(query=query, instruction=instruction).strip()
-
     def encode_pairs(self, queries, instructions, batch_size=64, show_progress=False):
-        return torch.stack([self._embed(self.format_pair(q, i)) for q, i in zip(queries, instructions)])
+        return torch.stack([self._embed(self.text.format_pair(q, i)) for q, i in zip(queries, instructions)])
 
     def encode_passages(self, texts, batch_size=64, show_progress=False):
         self.passage_calls += 1

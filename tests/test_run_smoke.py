@@ -1,4 +1,5 @@
-"""run.py end to end: the debug=smoke pipeline, and a user mistake that must stop it cleanly."""
+"""run.py end to end as a user runs it: the debug=smoke pipeline, evaluation of its checkpoint, and user mistakes
+that must stop with one line naming the key (exit 1, no traceback, nothing written)."""
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+METRICS = {"ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity"}
 
 
 def run(*overrides, cwd):
@@ -22,18 +24,47 @@ def run(*overrides, cwd):
     )
 
 
-def test_smoke_run_trains_evaluates_and_writes_metrics(tmp_path):
-    result = run("debug=smoke", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("smoke")
+    result = run("debug=smoke", f"hydra.run.dir={cwd}/run", cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    return cwd, result
+
+
+def test_smoke_run_trains_evaluates_and_writes_results(smoke):
+    cwd, result = smoke
+    metrics = json.loads((cwd / "run" / "metrics.json").read_text())
+    per_query = json.loads((cwd / "run" / "per_query.json").read_text())
+    assert metrics["task"] == "train" and metrics["config"]["loss"]["name"] == "multi_p_i"
     for stage in ("before", "after"):
-        assert {"ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity"} <= set(metrics[stage])
-        assert -1.0 <= metrics[stage]["p-mrr"] <= 1.0
-        assert 0.0 <= metrics[stage]["instruction_sensitivity"] <= 1.0
-    assert "| p-mrr |" in result.stdout  # the before/after table
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
-    assert list((tmp_path / "logs" / "wandb").glob("offline-run-*")), "W&B offline run missing"
+        values = metrics[stage]["synthetic"]
+        assert set(values) == METRICS
+        assert -1.0 <= values["p-mrr"] <= 1.0 and 0.0 <= values["instruction_sensitivity"] <= 1.0
+        queries = per_query[stage]["synthetic"]["p-mrr"]
+        assert len(queries) == 12 and sum(queries.values()) / 12 == pytest.approx(values["p-mrr"])
+    assert "| synthetic | p-mrr |" in result.stdout  # the before/after table
+    assert (cwd / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert list((cwd / "logs" / "wandb").glob("offline-run-*")), "W&B offline run missing"
     assert "batch sizes:" in result.stderr + result.stdout  # the derived-size log line
+
+
+def test_checkpoint_evaluates_with_text_overrides(smoke, tmp_path):
+    cwd, _ = smoke
+    from infembed.data.synthetic import generate
+
+    followir = generate(tmp_path / "synthetic", train_rows=5, eval_queries=4)["followir"]
+    ckpt = cwd / "run" / "checkpoints" / "last.ckpt"
+    common = ("task=evaluate", f"ckpt_path={ckpt}", f"benchmark.path={followir}")
+    result = run(*common, "model.max_passage_length=64", f"hydra.run.dir={tmp_path}/ev", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["task"] == "evaluate" and "before" not in metrics
+    assert {"ndcg@10", "map@1000", "p-mrr"} <= set(metrics["after"]["followir"])
+    assert "| followir | p-mrr |" in result.stdout
+    refused = run(*common, "model.pooling=cls", f"hydra.run.dir={tmp_path}/ev2", cwd=tmp_path)
+    assert refused.returncode == 1 and "model.pooling" in refused.stderr + refused.stdout
+    assert not (tmp_path / "ev2" / "metrics.json").exists()
 
 
 def test_malformed_training_file_stops_before_training(tmp_path):
@@ -54,15 +85,30 @@ def test_unknown_choice_lists_valid_ones(tmp_path, override, listed):
     assert listed in result.stderr + result.stdout
 
 
-def test_evaluate_task_writes_flat_metrics(tmp_path):
-    from infembed.data.synthetic import generate
+WRONG = [
+    ("trainer.max_steps=-1", "trainer.max_steps=-1: expected an integer >= 1"),
+    ("data.global_batch_size=0", "data.global_batch_size=0: expected an integer >= 1"),
+    ("data.global_batch_size=abc", "data.global_batch_size='abc': expected an integer >= 1"),
+    ("trainer.precision=bf17", "trainer.precision='bf17': expected one of"),
+    ("trainer.accumulate_grad_batches=3", "divisible by trainer.devices"),
+    ("kernel=cuda", "kernel='cuda': expected one of auto"),
+    ("loss.temperature=0", "loss.temperature=0: expected a number > 0"),
+    ("optimized_metric=p-mrr", "optimized_metric='p-mrr': expected STAGE/BENCHMARK/METRIC"),
+    ("model.pooling=max", "model.pooling='max': expected one of mean"),
+    ("model.pair_template=only", "model.pair_template='only': expected the fields ['query', 'instruction']"),
+    ("scheduler.warmup_ratio=1.5", "module.scheduler.warmup_ratio=1.5: expected a number in [0, 1)"),
+    ("ckpt_path=/no/such.ckpt", "ckpt_path=/no/such.ckpt: no such checkpoint file"),
+]
 
-    followir = generate(tmp_path / "synthetic", train_rows=5, eval_queries=4)["followir"]
-    result = run("task=evaluate", "model=tiny", f"benchmark.path={followir}", f"hydra.run.dir={tmp_path}/ev", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert {"ndcg@10", "map@1000", "p-mrr"} <= set(metrics)
-    assert "| followir |" in result.stdout
+
+@pytest.mark.parametrize("override, expected", WRONG, ids=[o for o, _ in WRONG])
+def test_wrong_command_lines_fail_with_one_line(tmp_path, override, expected):
+    result = run("debug=smoke", "logger=csv", override, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    message = result.stderr + result.stdout
+    assert result.returncode == 1, message[-2000:]
+    assert expected in message and "Traceback" not in message
+    assert not (tmp_path / "data").exists()  # failed before any data was generated
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_evaluate_task_without_benchmark_is_a_clear_error(tmp_path):

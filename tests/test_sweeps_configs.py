@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from infembed.utils import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
+LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml") if not p.stem.startswith("_"))
 EXPECTED_JOBS = {"loss_ablation": 11, "batch_scaling": 2 * 5, "model_scale": 5, "full_grid": 11 * 3 * 3}
 register_resolvers()
 

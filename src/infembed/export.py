@@ -21,6 +21,8 @@ import json
 import os
 from pathlib import Path
 
+from infembed.errors import UserError
+
 POOLING_FLAGS = {
     "mean": "pooling_mode_mean_tokens",
     "cls": "pooling_mode_cls_token",
@@ -28,7 +30,7 @@ POOLING_FLAGS = {
 }
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The encoder cannot be represented as one sentence-transformers folder."""
 
 
@@ -53,15 +55,16 @@ def export_sentence_transformers(encoder, out_dir: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     encoder.backbone.save_pretrained(out)
     encoder.tokenizer.save_pretrained(out)
-    passage_template = getattr(encoder, "passage_template", "{passage}")
+    text = encoder.text
+    passage_template = text.passage_template
     templates = {
-        "pair_template": encoder.pair_template,
+        "pair_template": text.pair_template,
         "passage_template": passage_template,
         "pooling": encoder.pooling,
         "normalize": encoder.normalize,
-        "max_pair_length": encoder.max_pair_length,
-        "max_passage_length": encoder.max_passage_length,
-        "padding_side": encoder.tokenizer.padding_side,
+        "max_pair_length": text.max_pair_length,
+        "max_passage_length": text.max_passage_length,
+        "padding_side": text.padding_side,
         "usage": "queries: encode pair_template.format(query=q, instruction=i).strip() with no prompt; "
         "passages: passage_template.format(passage=p) (or prompt_name='document' when it is a plain prefix)",
     }
@@ -74,7 +77,7 @@ def export_sentence_transformers(encoder, out_dir: str | os.PathLike) -> Path:
         modules.append(normalize)
         (out / "2_Normalize").mkdir(exist_ok=True)
     _write_json(out / "modules.json", modules)
-    st_config = {"max_seq_length": encoder.max_passage_length, "do_lower_case": False}
+    st_config = {"max_seq_length": text.max_passage_length, "do_lower_case": False}
     _write_json(out / "sentence_bert_config.json", st_config)
     pooling = {flag: encoder.pooling == name for name, flag in POOLING_FLAGS.items()}
     _write_json(out / "1_Pooling" / "config.json", {
@@ -96,23 +99,14 @@ def export_sentence_transformers(encoder, out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def encoder_from_checkpoint(path: str | os.PathLike):
-    """The BiEncoder inside a Lightning checkpoint of ``infembed.models.module.RetrievalModule``."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        from infembed.models.module import RetrievalModule
-    except ImportError as err:
-        raise ImportError(f"loading a checkpoint needs infembed.models.module.RetrievalModule ({err})") from None
-    return RetrievalModule.load_from_checkpoint(str(path), map_location="cpu").encoder
-
-
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m infembed.export", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="Lightning checkpoint written by python run.py")
     parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
-    out = export_sentence_transformers(encoder_from_checkpoint(args.ckpt), args.out)
+    from infembed.models.checkpoint import load_encoder
+
+    out = export_sentence_transformers(load_encoder(args.ckpt), args.out)
     print(f"exported to {out}")
     return out
 

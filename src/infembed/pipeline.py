@@ -1,82 +1,88 @@
-"""What ``run.py`` does with a composed config: train with a before/after evaluation, or evaluate."""
+"""What ``run.py`` does with a composed config, read top to bottom.
+
+Train::
+
+    validate(cfg)                                   config mistakes fail here, before anything is loaded
+    encoder = instantiate(model)                    owns the text spec (templates, lengths, tokenizer)
+    loss    = instantiate(loss)                     knows its kernel and whether it needs swap negatives
+    data    = instantiate(data)(text=encoder.text, needs_swaps=loss.needs_swaps)
+    module  = instantiate(module)(encoder, loss)    optimiser and schedule are partials from the config
+    trainer = instantiate(trainer)(logger, callbacks)   before any data is generated or evaluated
+    prepare data → evaluate "before" → fit → evaluate "after" → write_results → the optimised metric
+
+Evaluate: the encoder of ``ckpt_path`` (text overrides from the command line applied) or of the model preset,
+evaluated on ``benchmark`` and written by the same writer under ``after``.
+"""
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
 
-import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from infembed.utils import encoder_kwargs, to_plain, validate_choice, write_json
+from infembed.errors import ConfigError, UserError
+from infembed.eval.results import lookup, results_table, write_results
+from infembed.text import TextSpec
+from infembed.utils import to_plain, validate
 
 log = logging.getLogger("infembed")
 
-# Errors caused by the user's input or config: run.py prints their message and exits 1 without a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError)
+TEXT_FIELDS = tuple(f for f in TextSpec.__dataclass_fields__ if f != "tokenizer")
 
-TASKS = ("train", "evaluate")
+
+def instantiate(node: DictConfig, **kwargs):
+    """``hydra.utils.instantiate`` that lets a user error raised by the target through unwrapped."""
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, UserError):
+            raise err.__cause__ from None
+        raise
 
 
 def run_task(cfg: DictConfig) -> float | None:
-    validate_choice(cfg.task, TASKS, "task")
+    validate(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.task == "evaluate":
-        return evaluate_task(cfg, output_dir)
-    return train_task(cfg, output_dir)
+    payload = train_task(cfg, output_dir) if cfg.task == "train" else evaluate_task(cfg, output_dir)
+    return optimized_value(cfg, payload)
 
 
-def build_module(cfg: DictConfig):
-    from infembed.models.module import RetrievalModule
-
-    return RetrievalModule(
-        encoder=encoder_kwargs(cfg.model),
-        loss={"name": cfg.loss.name, "temperature": cfg.loss.temperature},
-        kernel=cfg.kernel.backend,
-        **to_plain(cfg.optimizer),
-    )
-
-
-def train_task(cfg: DictConfig, output_dir: Path) -> float | None:
-    module = build_module(cfg)
-    # losses without ℓ_I get no swap pairs: no sampling, no tokenising, no extra encoder pass
-    swaps = {} if module.needs_swaps else {"num_swap_negatives": 0}
-    datamodule = hydra.utils.instantiate(cfg.data, **swaps)
-    datamodule.prepare_data()  # generates the synthetic data (train and held-out evaluation sets)
-    metrics = {}
-    if cfg.evaluation.before:
-        metrics["before"] = evaluate_model(cfg, module.encoder)
-    logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
+    encoder = instantiate(cfg.model)
+    loss = instantiate(cfg.loss)
+    datamodule = instantiate(cfg.data, _partial_=True)(text=encoder.text, needs_swaps=loss.needs_swaps)
+    module = instantiate(cfg.module, _partial_=True)(encoder=encoder, loss=loss)
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     try:
+        datamodule.prepare_data()  # generates the synthetic data (train and held-out evaluation sets)
+        stages = {}
+        if cfg.evaluation.before:
+            stages["before"] = evaluate(cfg, encoder, datamodule.heldout_dir)
         if logger:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        metrics["after"] = evaluate_model(cfg, module.encoder)
-        metrics["num_parameters"] = sum(p.numel() for p in module.encoder.parameters())
-        report(metrics, output_dir, logger)
+        stages["after"] = evaluate(cfg, encoder, datamodule.heldout_dir)
+        return report(cfg, output_dir, stages, encoder, logger)
     finally:
         finish_wandb()
-    return metrics["after"].get(cfg.optimized_metric.split("/", 1)[-1]) if metrics.get("after") else None
 
 
-def evaluate_task(cfg: DictConfig, output_dir: Path) -> float | None:
-    from infembed.eval import evaluate_from_config, format_table, write_metrics
-
+def evaluate_task(cfg: DictConfig, output_dir: Path) -> dict | None:
     if not has_benchmark(cfg):
-        raise ValueError("task=evaluate needs a benchmark: e.g. benchmark.path=DIR benchmark.split=test")
+        raise ConfigError("task=evaluate needs a benchmark: e.g. benchmark.path=DIR benchmark.split=test")
     encoder = load_encoder(cfg)
-    results = evaluate_from_config(encoder, to_plain(cfg.benchmark), str(output_dir))
-    if rank_zero_only.rank == 0:
-        print(format_table(results))
-        write_metrics(results, output_dir / "metrics.json")
-    first = next(iter(results.values()), {})
-    return first.get(cfg.optimized_metric.split("/", 1)[-1])
+    return report(cfg, output_dir, {"after": evaluate(cfg, encoder, None, output_dir)}, encoder, None)
 
 
 def has_benchmark(cfg: DictConfig) -> bool:
@@ -84,64 +90,76 @@ def has_benchmark(cfg: DictConfig) -> bool:
 
 
 def load_encoder(cfg: DictConfig):
-    """The encoder of a trained checkpoint (ckpt_path) or the configured backbone (hub name or local folder)."""
-    from infembed.models.encoder import BiEncoder
-    from infembed.models.module import RetrievalModule
+    """The encoder of ``ckpt_path`` (text settings given on the command line applied) or of the model preset."""
+    if not cfg.ckpt_path:
+        return instantiate(cfg.model)
+    from infembed.models.checkpoint import load_encoder as load_checkpoint
 
-    if cfg.ckpt_path:
-        if not Path(cfg.ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
-        encoder = RetrievalModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu").encoder
-    else:
-        encoder = BiEncoder(**encoder_kwargs(cfg.model))
-    return encoder.to("cuda" if torch.cuda.is_available() else "cpu")
+    return load_checkpoint(cfg.ckpt_path, **checkpoint_text_changes(cfg))
 
 
-def evaluate_model(cfg: DictConfig, encoder) -> dict[str, float]:
-    """Held-out metrics of one encoder: the configured benchmark, else the synthetic held-out set (rank 0 only)."""
+def checkpoint_text_changes(cfg: DictConfig) -> dict:
+    """``model.<text field>=...`` overrides apply to a loaded checkpoint; any other ``model.*`` key is refused."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides if o.lstrip("+~").startswith("model.")]
+    refused = [k for k in keys if k.split(".", 1)[1] not in TEXT_FIELDS]
+    if refused:
+        raise ConfigError(
+            f"{', '.join(refused)}: a checkpoint's model is fixed (ckpt_path={cfg.ckpt_path}); only its text "
+            f"settings can change at evaluation: {', '.join('model.' + f for f in TEXT_FIELDS)}"
+        )
+    return {k.split(".", 1)[1]: cfg.model[k.split(".", 1)[1]] for k in keys}
+
+
+def evaluate(cfg: DictConfig, encoder, heldout_dir: Path | None, runs_dir: Path | None = None) -> dict:
+    """``{benchmark: EvalResult}``: the synthetic held-out topics (when training on them) and ``benchmark``.
+
+    Rank 0 only: under DDP the other ranks return {} and write nothing.
+    """
     if rank_zero_only.rank != 0:
         return {}
-    from infembed.eval import evaluate_from_config, evaluate_synthetic
+    from infembed.eval.runner import SYNTHETIC, evaluate_from_config, evaluate_synthetic
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoder = encoder.to(device)
+    encoder = encoder.to("cuda" if torch.cuda.is_available() else "cpu")
+    rows = {}
+    if heldout_dir is not None:
+        rows[SYNTHETIC] = evaluate_synthetic(encoder, heldout_dir, cfg.evaluation.batch_size)
     if has_benchmark(cfg):
-        results = evaluate_from_config(encoder, to_plain(cfg.benchmark), None)
-        return {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
-    if cfg.data.get("synthetic"):
-        from infembed.data.datamodule import synthetic_dir
-
-        return evaluate_synthetic(encoder, str(synthetic_dir(cfg.data.train_source)))
-    log.warning("no evaluation set configured (set benchmark=... to evaluate); skipping evaluation")
-    return {}
+        rows |= evaluate_from_config(encoder, to_plain(cfg.benchmark), runs_dir)
+    if not rows:
+        log.warning("no evaluation set configured (set benchmark.path=... to evaluate); skipping evaluation")
+    return rows
 
 
-def report(metrics: dict[str, dict[str, float]], output_dir: Path, logger) -> None:
-    """Print the before/after table, write metrics.json, copy the numbers into the logger's summary."""
+def report(cfg: DictConfig, output_dir: Path, stages: dict, encoder, logger) -> dict | None:
+    """Print the table, write metrics.json + per_query.json, copy the numbers into the logger (rank 0)."""
     if rank_zero_only.rank != 0:
-        return
-    print(before_after_table(metrics))
-    write_json(output_dir / "metrics.json", metrics)
-    log.info("metrics written to %s", output_dir / "metrics.json")
+        return None
+    num_parameters = sum(p.numel() for p in encoder.parameters())
+    config = OmegaConf.to_container(cfg, resolve=True)
+    payload = write_results(output_dir, cfg.task, stages, num_parameters, config)
+    print(results_table(payload))
+    log.info("results written to %s", output_dir / "metrics.json")
     if logger:
-        stages = {stage: values for stage, values in metrics.items() if isinstance(values, dict)}
-        flat = {f"eval/{stage}/{k}": v for stage, values in stages.items() for k, v in values.items()}
+        flat = {f"eval/{s}/{b}/{m}": v for s in stages for b, ms in payload[s].items() for m, v in ms.items()}
         logger.log_metrics(flat)
         if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
             logger.experiment.summary.update(flat)
+    return payload
 
 
-def before_after_table(metrics: dict[str, dict[str, float]]) -> str:
-    """Markdown table: one row per metric, columns before / after / change, values ×100."""
-    before, after = metrics.get("before") or {}, metrics.get("after") or {}
-    names = list(dict.fromkeys([*before, *after]))
-    lines = ["| metric (×100) | before | after | change |", "|---|---:|---:|---:|"]
-    for name in names:
-        b, a = before.get(name), after.get(name)
-        change = f"{100 * (a - b):+.1f}" if a is not None and b is not None else ""
-        fmt = lambda v: f"{100 * v:.1f}" if v is not None else "–"  # noqa: E731
-        lines.append(f"| {name} | {fmt(b)} | {fmt(a)} | {change} |")
-    return "\n".join(lines)
+def optimized_value(cfg: DictConfig, payload: dict | None) -> float | None:
+    """The value at ``optimized_metric`` for Hydra sweepers; a path missing from the results is an error in a
+    multirun (a sweeper would optimise nothing) and a warning in a single run."""
+    if payload is None or not cfg.get("optimized_metric"):
+        return None
+    try:
+        return lookup(payload, cfg.optimized_metric)
+    except ConfigError as err:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        log.warning("%s", err)
+        return None
 
 
 def finish_wandb() -> None:

@@ -1,14 +1,16 @@
-"""The one place that touches DictConfig: resolvers, config → objects, run bookkeeping."""
+"""The one place that touches DictConfig besides the pipeline: resolvers, plain dicts, up-front validation."""
 from __future__ import annotations
 
-import json
-import logging
 import os
+import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger("infembed")
+from infembed.errors import ConfigError, check_choice
+
+TASKS = ("train", "evaluate")
+KERNELS = ("auto", "naive", "chunked", "triton")
 
 
 def _minilm_path() -> str:
@@ -30,19 +32,93 @@ def to_plain(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict:
     return {k: v for k, v in plain.items() if not k.startswith("_") and k not in drop}
 
 
-def encoder_kwargs(model_cfg: DictConfig) -> dict:
-    """BiEncoder arguments of a model preset (its ``name`` labels runs and is not an argument)."""
-    return to_plain(model_cfg, drop=("name",))
+def _precisions() -> tuple[str, ...]:
+    from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+
+    return (*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS))
 
 
-def write_json(path: str | Path, payload: dict) -> None:
-    """Write atomically: a crash never leaves a half-written metrics file."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+def _int(minimum: int):
+    def check(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+    return check, f"an integer >= {minimum}"
 
 
-def validate_choice(value: str, valid: tuple[str, ...] | list[str], what: str) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
+def _positive_number():
+    def check(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+    return check, "a number > 0"
+
+
+def _ratio():
+    def check(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+
+    return check, "a number in [0, 1)"
+
+
+def _swaps():
+    return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
+
+
+# key -> (check, what is expected); keys missing from the config are skipped
+CHECKS = {
+    "seed": _int(0),
+    "trainer.max_steps": _int(1),
+    "trainer.accumulate_grad_batches": _int(1),
+    "trainer.log_every_n_steps": _int(1),
+    "data.global_batch_size": _int(1),
+    "data.num_workers": _int(0),
+    "data.shuffle_buffer": _int(0),
+    "data.num_swap_negatives": _swaps(),
+    "loss.temperature": _positive_number(),
+    "module.optimizer.lr": _positive_number(),
+    "module.scheduler.warmup_ratio": _ratio(),
+    "evaluation.batch_size": _int(1),
+}
+TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.")
+
+
+def _select(cfg: DictConfig, key: str):
+    try:
+        return OmegaConf.select(cfg, key, default=None, throw_on_missing=True)
+    except Exception as err:  # an interpolation to a missing key, a ??? value
+        raise ConfigError(f"{key}: {err}") from None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every value with a known range or choice before anything heavy is built (one line per mistake)."""
+    check_choice(cfg.task, TASKS, "task")
+    for key, (check, expected) in CHECKS.items():
+        if cfg.task != "train" and key.startswith(TRAIN_ONLY):
+            continue
+        value = _select(cfg, key)
+        if value is not None and not check(value):
+            raise ConfigError(f"{key}={value!r}: expected {expected}")
+    check_choice(_select(cfg, "kernel"), KERNELS, "kernel")
+    if cfg.task == "train":
+        check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
+        _check_divisible(cfg)
+    if cfg.get("optimized_metric"):
+        from infembed.eval.results import check_metric_path
+
+        check_metric_path(cfg.optimized_metric)
+    ckpt = cfg.get("ckpt_path")
+    if ckpt and ckpt not in ("last", "hpc") and not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
+
+
+def _check_divisible(cfg: DictConfig) -> None:
+    """data.global_batch_size (rows) must split evenly over devices × nodes × accumulation steps."""
+    devices = _select(cfg, "trainer.devices")
+    if not isinstance(devices, int) or devices < 1:
+        return  # "auto" or a device list: checked by the DataModule once the trainer knows the world size
+    per_step = devices * (_select(cfg, "trainer.num_nodes") or 1) * (_select(cfg, "trainer.accumulate_grad_batches") or 1)
+    rows = cfg.data.global_batch_size
+    if rows % per_step:
+        raise ConfigError(
+            f"data.global_batch_size={rows} rows must be divisible by trainer.devices × trainer.num_nodes × "
+            f"trainer.accumulate_grad_batches = {per_step}"
+        )

@@ -14,18 +14,40 @@ pair text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encode
 
 from __future__ import annotations
 
-import os
-from typing import Any
+import dataclasses
 
 import torch
 from torch.utils.data import get_worker_info
 
 from infembed.data.dataset import derive_seed
 from infembed.data.schema import TRIPLETS_PER_ROW, expand_row
-from infembed.templates import PAIR_FIELDS, PASSAGE_FIELDS, check_template, format_pair, format_passage
+from infembed.text import TextSpec
 
 AUTO = "auto"
-PADDING_SIDES = ("right", "left")
+Tokens = dict[str, torch.Tensor]  # {input_ids, attention_mask}: (B, L)
+
+
+@dataclasses.dataclass
+class TripletBatch:
+    """One collated batch (CPU tensors until Lightning moves it), N = 3 · rows triplets.
+
+    pairs      (N, Lq)  pair_template.format(query=Q_i, instruction=I_i)
+    passages   (N, Lp)  passage_template.format(passage=P_i)
+    only when num_swap_negatives K > 0:
+    swap_pairs (S, Ls)  unique swapped texts that are no pair text (S ≥ 0)
+    swap_index (N, K)   int64 into cat([pairs, swap_pairs])
+    swap_mask  (N, K)   bool, False for padding slots
+    """
+
+    pairs: Tokens
+    passages: Tokens
+    swap_pairs: Tokens | None = None
+    swap_index: torch.Tensor | None = None
+    swap_mask: torch.Tensor | None = None
+
+    @property
+    def num_triplets(self) -> int:
+        return self.pairs["input_ids"].shape[0]
 
 
 def resolve_num_swap_negatives(value: int | str | None, rows_per_device: int) -> int:
@@ -62,79 +84,21 @@ def sample_swaps(
 
 
 class TripletCollator:
-    """Turns a list of InF-IR rows into the model's batch (see module docstring for the swap sampling).
+    """Turns a list of InF-IR rows into a :class:`TripletBatch` (see module docstring for the swap sampling).
 
-    Output (CPU tensors), N = 3 · rows:
-        pairs      {input_ids, attention_mask}: (N, Lq)  pair_template.format(query=Q_i, instruction=I_i)
-        passages   {input_ids, attention_mask}: (N, Lp)  passage_template.format(passage=P_i)
-        only when num_swap_negatives K > 0:
-        swap_pairs {input_ids, attention_mask}: (S, Ls)  unique swapped texts that are no pair text (S ≥ 0)
-        swap_index (N, K) int64 into cat([pairs, swap_pairs])
-        swap_mask  (N, K) bool, False for padding slots
-    `tokenizer`: a name/path (loaded lazily: the collator pickles cheaply into workers) or a tokenizer object.
+    `text`: the encoder's :class:`~infembed.text.TextSpec` (templates, lengths, tokenizer; it pickles cheaply into
+    workers and loads its tokenizer there). `num_swap_negatives`: K, an int >= 0 or "auto" (resolved per batch
+    from its number of rows).
     """
 
-    def __init__(
-        self,
-        tokenizer: Any,
-        pair_template: str = "{query} {instruction}",
-        max_pair_length: int = 256,
-        max_passage_length: int = 512,
-        padding_side: str = "right",
-        num_swap_negatives: int | str = 0,
-        seed: int = 0,
-        rank: int = 0,
-        passage_template: str = "{passage}",
-    ):
-        if padding_side not in PADDING_SIDES:
-            raise ValueError(f"padding_side={padding_side!r}: expected one of {list(PADDING_SIDES)}")
-        check_template(pair_template, PAIR_FIELDS)
-        check_template(passage_template, PASSAGE_FIELDS)
-        by_name = isinstance(tokenizer, (str, os.PathLike))
-        self.tokenizer_name = str(tokenizer) if by_name else None
-        self._tokenizer = None if by_name else tokenizer
-        self.pair_template, self.passage_template, self.padding_side = (
-            pair_template,
-            passage_template,
-            padding_side,
-        )
-        self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
+    def __init__(self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0, rank: int = 0):
         resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
-        self.num_swap_negatives = (
-            num_swap_negatives  # "auto"/None: resolved per batch from its number of rows
-        )
+        self.text = text
+        self.num_swap_negatives = num_swap_negatives
         self.seed, self.rank, self.epoch, self.batches = seed, rank, 0, 0
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if self.tokenizer_name is not None:
-            state["_tokenizer"] = None  # reloaded from the name inside the worker
-        return state
-
-    @property
-    def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
-        self._tokenizer.padding_side = self.padding_side
-        return self._tokenizer
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-
-    def pair_text(self, query: str, instruction: str) -> str:
-        return format_pair(self.pair_template, query, instruction)
-
-    def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-        """One tokenizer call on finished strings; (len(texts), L) with L the longest in the batch."""
-        if not texts:
-            empty = torch.zeros((0, 0), dtype=torch.long)
-            return {"input_ids": empty, "attention_mask": empty.clone()}
-        encoded = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def generator(self) -> torch.Generator:
         """Seeded from (seed, epoch, rank, worker, batch counter): reproducible, different on every batch."""
@@ -145,23 +109,20 @@ class TripletCollator:
             derive_seed(self.seed, self.epoch, self.rank, worker_id, self.batches)
         )
 
-    def __call__(self, rows: list[dict[str, str]]) -> dict[str, Any]:
+    def __call__(self, rows: list[dict[str, str]]) -> TripletBatch:
         triplets = [t for row in rows for t in expand_row(row)]  # 3 per row, adjacent
         instructions, queries, passages = (list(column) for column in zip(*triplets))
-        pair_texts = [self.pair_text(q, i) for q, i in zip(queries, instructions)]
-        passage_texts = [format_passage(self.passage_template, p) for p in passages]
-        batch = {
-            "pairs": self.tokenize(pair_texts, self.max_pair_length),
-            "passages": self.tokenize(passage_texts, self.max_passage_length),
-        }
+        pair_texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
+        passage_texts = [self.text.format_passage(p) for p in passages]
+        batch = TripletBatch(self.text.tokenize(pair_texts, "pair"), self.text.tokenize(passage_texts, "passage"))
         k = resolve_num_swap_negatives(self.num_swap_negatives, len(rows))
         if k > 0:
-            batch.update(self.swaps(instructions, queries, pair_texts, k))
+            batch.swap_pairs, batch.swap_index, batch.swap_mask = self.swaps(instructions, queries, pair_texts, k)
         return batch
 
     def swaps(
         self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int
-    ) -> dict[str, Any]:
+    ) -> tuple[Tokens, torch.Tensor, torch.Tensor]:
         """swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
         unique = list(dict.fromkeys(instructions))  # distinct instruction texts, first-seen order
         ids = {text: u for u, text in enumerate(unique)}
@@ -177,16 +138,12 @@ class TripletCollator:
         new_texts: list[str] = []
         targets = []
         for i, u in zip(mask.nonzero()[:, 0].tolist(), chosen[mask].tolist()):  # valid slots, row-major
-            text = self.pair_text(queries[i], unique[u])
+            text = self.text.format_pair(queries[i], unique[u])
             if text not in text_index:
                 text_index[text] = len(pair_texts) + len(new_texts)
                 new_texts.append(text)
             targets.append(text_index[text])
         swap_index = torch.zeros_like(chosen)  # (N, K), padding slots point at 0 and are masked
         swap_index[mask] = torch.tensor(targets, dtype=torch.long)
-        return {
-            "swap_pairs": self.tokenize(new_texts, self.max_pair_length),
-            "swap_index": swap_index,
-            "swap_mask": mask,
-        }
+        return self.text.tokenize(new_texts, "pair"), swap_index, mask
 

@@ -19,11 +19,13 @@ from infembed.data.collator import TripletCollator, resolve_num_swap_negatives
 from infembed.data.dataset import InfIRStream
 from infembed.data.schema import TRIPLETS_PER_ROW, DataError, check_on_bad_row
 from infembed.data.sources import LocalSource, build_source
+from infembed.errors import ConfigError
+from infembed.text import TextSpec
 
 log = logging.getLogger(__name__)
 
 
-class DataConfigError(ValueError):
+class DataConfigError(ConfigError):
     """Inconsistent data settings (e.g. a batch size that does not divide over devices)."""
 
 
@@ -36,24 +38,24 @@ def synthetic_dir(train_source: str) -> Path:
 class InfIRDataModule(LightningDataModule):
     """InF-IR rows for training (and optionally validation); see the module docstring for the batch sizes.
 
+    text: the encoder's text spec (the collator tokenises with it, so training sees evaluation's token ids).
+    needs_swaps: whether the loss needs instruction-swap negatives (no sampling or tokenising otherwise).
     train_source / val_source: hub dataset id, .jsonl/.parquet path, directory or glob. Without val_source, a
     val_fraction of the train source (by content hash) is held out for validation (0 disables validation).
     synthetic: {"train_rows", "eval_queries", "seed"} generates the synthetic dataset into train_source's
-    directory first when it is missing or was generated with other parameters.
+    directory first when it is missing or was generated with other parameters; its held-out topics are then
+    :attr:`heldout_dir`.
     """
 
     def __init__(
         self,
         train_source: str,
-        tokenizer: str,
+        text: TextSpec,
+        needs_swaps: bool = True,
         train_split: str = "train",
         val_source: str | None = None,
         val_split: str | None = None,
         val_fraction: float = 0.02,
-        pair_template: str = "{query} {instruction}",
-        max_pair_length: int = 256,
-        max_passage_length: int = 512,
-        padding_side: str = "right",
         global_batch_size: int = 32,
         num_swap_negatives: int | str | None = "auto",
         num_workers: int = 0,
@@ -61,26 +63,20 @@ class InfIRDataModule(LightningDataModule):
         seed: int = 0,
         on_bad_row: str = "raise",
         synthetic: dict | None = None,
-        passage_template: str = "{passage}",
     ):
         super().__init__()
-        if not 0.0 <= val_fraction < 1.0:
+        if not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
             raise DataConfigError(f"data.val_fraction={val_fraction}: expected a number in [0, 1)")
-        if global_batch_size < 1:
+        if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or global_batch_size < 1:
             raise DataConfigError(
                 f"data.global_batch_size={global_batch_size}: expected a positive number of rows"
             )
         self.train_source, self.train_split = str(train_source), train_split
         self.val_source = None if val_source is None else str(val_source)
         self.val_split, self.val_fraction = val_split or train_split, val_fraction
-        self.tokenizer = str(tokenizer)
-        self.pair_template, self.passage_template, self.padding_side = (
-            pair_template,
-            passage_template,
-            padding_side,
-        )
-        self.max_pair_length, self.max_passage_length = max_pair_length, max_passage_length
-        self.global_batch_size, self.swap_setting = global_batch_size, num_swap_negatives
+        self.text = text
+        self.global_batch_size = global_batch_size
+        self.swap_setting = num_swap_negatives if needs_swaps else 0
         self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
         self.on_bad_row, self.synthetic = check_on_bad_row(on_bad_row), dict(synthetic) if synthetic else None
         self.sizes: dict[str, Any] = {}
@@ -90,6 +86,11 @@ class InfIRDataModule(LightningDataModule):
         self.train_collator: TripletCollator | None = None
 
     # -- synthetic data -------------------------------------------------------------------------------------
+    @property
+    def heldout_dir(self) -> Path | None:
+        """The synthetic held-out evaluation set (followir/ + heldout.jsonl), or None for other data."""
+        return synthetic_dir(self.train_source) if self.synthetic is not None else None
+
     def prepare_data(self) -> None:
         """Generate the synthetic dataset (Lightning runs this on one process per node, before setup)."""
         if self.synthetic is not None:
@@ -191,6 +192,9 @@ class InfIRDataModule(LightningDataModule):
             )
         )
         log.info("data: %s", self.describe())
+        n, k = self.sizes["triplets_per_device"], self.sizes["num_swap_negatives"]
+        swaps = f" + at most {n * k} unique swap pairs (K={k})" if k else " (no swap pairs)"
+        log.info("batch sizes: encoder passes per device and step: %d pairs + %d passages%s", n, n, swaps)
 
     def _prescan(self, train: Any, val: Any) -> None:
         """Validate local files fully before training (first bad row raises; skip mode counts)."""
@@ -240,17 +244,7 @@ class InfIRDataModule(LightningDataModule):
 
     # -- loaders --------------------------------------------------------------------------------------------
     def collator(self, rank: int = 0) -> TripletCollator:
-        return TripletCollator(
-            self.tokenizer,
-            self.pair_template,
-            self.max_pair_length,
-            self.max_passage_length,
-            self.padding_side,
-            self.num_swap_negatives,
-            self.seed,
-            rank,
-            self.passage_template,
-        )
+        return TripletCollator(self.text, self.num_swap_negatives, self.seed, rank)
 
     def _loader(self, dataset: InfIRStream, collator: TripletCollator, drop_last: bool) -> DataLoader:
         return DataLoader(

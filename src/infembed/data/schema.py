@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from infembed.errors import UserError
+
 COLUMNS = (
     "query_positive",
     "query_negative",
@@ -30,7 +32,7 @@ WRONG_TYPE = "wrong_type"
 EMPTY_TEXT = "empty_text"
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data. The message names the file, the line/row, the field and what was expected.
 
     `reason` is one of the skip reasons above for row-level problems, or "file" for problems with a whole file

@@ -1,4 +1,4 @@
-"""Evaluation: trec_eval-exact metrics, p-MRR, robustness@10, benchmark readers and the evaluation loop."""
+"""Evaluation: trec_eval-exact metrics, p-MRR, robustness@10, benchmark readers, the evaluation loop, results."""
 from infembed.eval.benchmarks import (
     BenchmarkDataError,
     BenchmarkWarning,
@@ -6,19 +6,15 @@ from infembed.eval.benchmarks import (
     RetrievalBenchmark,
     load_benchmark,
 )
-from infembed.eval.metrics import evaluate_per_query, evaluate_run, p_mrr, robustness_at_10
-from infembed.eval.runner import (
-    evaluate_benchmark,
-    evaluate_from_config,
-    evaluate_synthetic,
-    format_table,
-    write_metrics,
-)
-from infembed.eval.sensitivity import instruction_sensitivity, read_heldout
+from infembed.eval.metrics import evaluate_per_query, evaluate_run, p_mrr, p_mrr_per_query, robustness_at_10
+from infembed.eval.results import lookup, results_table, write_results
+from infembed.eval.runner import EvalResult, evaluate_benchmark, evaluate_from_config, evaluate_synthetic
+from infembed.eval.sensitivity import instruction_hits, instruction_sensitivity, read_heldout
 
 __all__ = [
     "BenchmarkDataError",
     "BenchmarkWarning",
+    "EvalResult",
     "FollowIRBenchmark",
     "RetrievalBenchmark",
     "evaluate_benchmark",
@@ -26,11 +22,14 @@ __all__ = [
     "evaluate_per_query",
     "evaluate_run",
     "evaluate_synthetic",
-    "format_table",
+    "instruction_hits",
     "instruction_sensitivity",
     "load_benchmark",
+    "lookup",
     "p_mrr",
+    "p_mrr_per_query",
     "read_heldout",
+    "results_table",
     "robustness_at_10",
-    "write_metrics",
+    "write_results",
 ]

@@ -109,6 +109,27 @@ def _pair_score(rank_og: int, rank_new: int) -> float:
     return rank_new / rank_og - 1.0 if rank_og >= rank_new else 1.0 - rank_og / rank_new
 
 
+def p_mrr_per_query(original_run: Run, changed_run: Run, changed_docs: Mapping[str, Iterable[str]]) -> dict[str, float]:
+    """FollowIR's per-query p-MRR ``{qid: mean over d of s(q, d)}`` (see :func:`p_mrr` for s and the rules)."""
+    per_query, skipped = {}, []
+    for qid, docs in changed_docs.items():
+        docs = list(docs)
+        if not docs:
+            continue
+        if qid not in original_run or qid not in changed_run:
+            skipped.append(qid)
+            continue
+        og, new = trec_ranking(original_run[qid]), trec_ranking(changed_run[qid])
+        og_pos, new_pos = {d: i for i, d in enumerate(og)}, {d: i for i, d in enumerate(new)}
+        scores = [_pair_score(_rank_of(og, og_pos, d), _rank_of(new, new_pos, d)) for d in docs]
+        per_query[qid] = sum(scores) / len(scores)
+    if skipped:
+        warnings.warn(f"p-MRR: {len(skipped)} queries with changed documents are missing from a run; skipped")
+    if not per_query:
+        raise ValueError("p-MRR: no query has both changed documents and results in both runs")
+    return per_query
+
+
 def p_mrr(original_run: Run, changed_run: Run, changed_docs: Mapping[str, Iterable[str]]) -> float:
     """FollowIR's p-MRR as a fraction in [-1, 1] (papers print it x100).
 
@@ -122,23 +143,8 @@ def p_mrr(original_run: Run, changed_run: Run, changed_docs: Mapping[str, Iterab
     p-MRR = mean over queries of (mean over d of s(q, d)). Queries with no changed document are ignored; a query
     missing from either run is skipped with a warning (as FollowIR does). Raises ``ValueError`` when nothing is left.
     """
-    per_query, skipped = [], []
-    for qid, docs in changed_docs.items():
-        docs = list(docs)
-        if not docs:
-            continue
-        if qid not in original_run or qid not in changed_run:
-            skipped.append(qid)
-            continue
-        og, new = trec_ranking(original_run[qid]), trec_ranking(changed_run[qid])
-        og_pos, new_pos = {d: i for i, d in enumerate(og)}, {d: i for i, d in enumerate(new)}
-        scores = [_pair_score(_rank_of(og, og_pos, d), _rank_of(new, new_pos, d)) for d in docs]
-        per_query.append(sum(scores) / len(scores))
-    if skipped:
-        warnings.warn(f"p-MRR: {len(skipped)} queries with changed documents are missing from a run; skipped")
-    if not per_query:
-        raise ValueError("p-MRR: no query has both changed documents and results in both runs")
-    return sum(per_query) / len(per_query)
+    per_query = p_mrr_per_query(original_run, changed_run, changed_docs)
+    return sum(per_query.values()) / len(per_query)
 
 
 def robustness_at_10(

@@ -19,11 +19,12 @@ Benchmark config (``conf/benchmark/*.yaml``, passed here as a plain dict):
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from infembed.errors import ConfigError
 from infembed.eval.benchmarks import (
     BenchmarkDataError,
     FollowIRBenchmark,
@@ -32,9 +33,36 @@ from infembed.eval.benchmarks import (
     load_followir_folder,
     qrels_pools,
 )
-from infembed.eval.metrics import DEFAULT_METRICS, evaluate_run, p_mrr, trec_ranking
+from infembed.eval.metrics import DEFAULT_METRICS, evaluate_per_query, p_mrr_per_query, trec_ranking
 from infembed.eval.retrieval import encode_corpus, rerank, retrieve
-from infembed.eval.sensitivity import instruction_sensitivity, read_heldout
+from infembed.eval.sensitivity import instruction_hits, read_heldout
+
+SYNTHETIC = "synthetic"  # the benchmark name of the synthetic held-out topics in results
+
+
+@dataclass
+class EvalResult:
+    """One benchmark row: metric means, per-query values ``{metric: {query_id: value}}`` and the ranking run."""
+
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    def add(self, metric: str, per_query: Mapping[str, float]) -> None:
+        """Add a metric given per query; its value is the mean over queries."""
+        self.per_query[metric] = dict(per_query)
+        self.metrics[metric] = sum(per_query.values()) / len(per_query)
+
+
+def _result(run, qrels, metrics: Sequence[str]) -> EvalResult:
+    """Means and per-query values of ``metrics`` over the queries in both run and qrels."""
+    by_query = evaluate_per_query(run, qrels, metrics)  # {qid: {metric: value}}
+    if not by_query:
+        raise BenchmarkDataError(f"no query is in both the run ({len(run)} queries) and the qrels ({len(qrels)} queries)")
+    result = EvalResult({}, {}, run)
+    for name in metrics:
+        result.add(name, {qid: values[name] for qid, values in by_query.items()})
+    return result
 
 CONFIG_KEYS = {
     "path", "name", "split", "format", "use_instruction", "mode", "top_k", "metrics", "batch_size", "cache_dir",
@@ -46,7 +74,7 @@ MODES = ("auto", "rerank", "retrieve")
 def _pools(bench: RetrievalBenchmark | FollowIRBenchmark, mode: str) -> dict[str, list[str]] | None:
     """The candidate pools to rerank, or None for full-corpus retrieval."""
     if mode not in MODES:
-        raise ValueError(f"benchmark.mode {mode!r}: expected one of {MODES}")
+        raise ConfigError(f"benchmark.mode={mode!r}: expected one of {MODES}")
     if mode == "retrieve":
         return None
     if bench.candidates is not None:
@@ -88,8 +116,8 @@ def evaluate_benchmark(
     cache_dir: str | None = None,
     retrieval_backend: str = "torch",
     show_progress: bool = False,
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Metrics and the (original-instruction) run of one benchmark.
+) -> EvalResult:
+    """Metrics, per-query values and the (original-instruction) run of one benchmark.
 
     FollowIR-format data: metrics on the original instruction and original qrels, plus ``p-mrr`` (fraction) from
     the runs under the original and the changed instruction.
@@ -98,23 +126,23 @@ def evaluate_benchmark(
     if isinstance(bench, FollowIRBenchmark):
         og, changed = (bench.instruction_og, bench.instruction_changed) if use_instruction else ({}, {})
         run_og, run_changed = _runs(encoder, bench, [og, changed], *args)
-        results = evaluate_run(run_og, bench.qrels_og, metrics)
-        results["p-mrr"] = p_mrr(run_og, run_changed, bench.changed_docs())
-        return results, run_og
+        result = _result(run_og, bench.qrels_og, metrics)
+        result.add("p-mrr", p_mrr_per_query(run_og, run_changed, bench.changed_docs()))
+        return result
     (run,) = _runs(encoder, bench, [bench.instructions if use_instruction else {}], *args)
-    return evaluate_run(run, bench.qrels, metrics), run
+    return _result(run, bench.qrels, metrics)
 
 
-def evaluate_synthetic(encoder, data_dir: str | os.PathLike, batch_size: int = 64) -> dict[str, float]:
-    """``{"ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity"}`` on the synthetic layout of ``data_dir``:
-    ``followir/`` (local FollowIR format) and ``heldout.jsonl`` (InF-IR rows). Nothing is cached."""
+def evaluate_synthetic(encoder, data_dir: str | os.PathLike, batch_size: int = 64) -> EvalResult:
+    """``ndcg@10``, ``mrr@10``, ``p-mrr`` and ``instruction_sensitivity`` on the synthetic layout of ``data_dir``:
+    ``followir/`` (local FollowIR format) and ``heldout.jsonl`` (InF-IR rows, per-row hits keyed by row number).
+    Nothing is cached."""
     data_dir = Path(data_dir)
     bench = load_followir_folder(data_dir / "followir")
-    results, _ = evaluate_benchmark(encoder, bench, ["ndcg@10", "mrr@10"], batch_size=batch_size)
-    results["instruction_sensitivity"] = instruction_sensitivity(
-        encoder, read_heldout(data_dir / "heldout.jsonl"), batch_size
-    )
-    return results
+    result = evaluate_benchmark(encoder, bench, ["ndcg@10", "mrr@10"], batch_size=batch_size)
+    hits = instruction_hits(encoder, read_heldout(data_dir / "heldout.jsonl"), batch_size)
+    result.add("instruction_sensitivity", {str(row): hit for row, hit in enumerate(hits)})
+    return result
 
 
 def _as_list(value) -> list:
@@ -126,7 +154,7 @@ def _variants(use_instruction) -> list[bool]:
         return [True, False]
     if isinstance(use_instruction, bool):
         return [use_instruction]
-    raise ValueError(f"benchmark.use_instruction {use_instruction!r}: expected true, false or 'both'")
+    raise ConfigError(f"benchmark.use_instruction={use_instruction!r}: expected true, false or 'both'")
 
 
 def write_run(run: Mapping[str, Mapping[str, float]], path: str | os.PathLike, tag: str = "infembed") -> None:
@@ -140,28 +168,28 @@ def write_run(run: Mapping[str, Mapping[str, float]], path: str | os.PathLike, t
 
 def evaluate_from_config(
     encoder, benchmark: Mapping, output_dir: str | os.PathLike | None = None, show_progress: bool = True
-) -> dict[str, dict[str, float]]:
-    """Evaluate every benchmark of a resolved ``benchmark`` config group -> ``{row_name: metrics}``.
+) -> dict[str, EvalResult]:
+    """Evaluate every benchmark of a resolved ``benchmark`` config group -> ``{row_name: EvalResult}``.
 
-    With ``output_dir``, also writes ``runs/<row>.trec`` and ``benchmark_table.md`` there (``metrics.json`` is
-    left to the caller: see ``write_metrics``).
+    With ``output_dir``, also writes ``runs/<row>.trec`` there (``metrics.json`` is the results writer's:
+    :mod:`infembed.eval.results`).
     """
     unknown = set(benchmark) - CONFIG_KEYS
     if unknown:
-        raise ValueError(f"benchmark config: unknown keys {sorted(unknown)}; valid keys: {sorted(CONFIG_KEYS)}")
+        raise ConfigError(f"benchmark: unknown keys {sorted(unknown)}; valid keys: {sorted(CONFIG_KEYS)}")
     if not benchmark.get("path"):
-        raise ValueError("benchmark.path is not set: give a folder, a hub dataset name or a list of them")
+        raise ConfigError("benchmark.path is not set: give a folder, a hub dataset name or a list of them")
     paths = _as_list(benchmark["path"])
     names = _as_list(benchmark["name"]) if benchmark.get("name") else [None] * len(paths)
     if len(names) != len(paths):
-        raise ValueError(f"benchmark.name has {len(names)} entries for {len(paths)} paths")
+        raise ConfigError(f"benchmark.name has {len(names)} entries for {len(paths)} paths")
     metrics = list(benchmark.get("metrics") or DEFAULT_METRICS)
     results = {}
     for path, name in zip(paths, names):
         bench = load_benchmark(str(path), benchmark.get("split", "test"), benchmark.get("format", "auto"), name)
         for use_instruction in _variants(benchmark.get("use_instruction", True)):
             row = bench.name if use_instruction else f"{bench.name} (no instruction)"
-            results[row], run = evaluate_benchmark(
+            results[row] = evaluate_benchmark(
                 encoder, bench, metrics, use_instruction,
                 mode=benchmark.get("mode", "auto"),
                 top_k=int(benchmark.get("top_k", 1000)),
@@ -171,35 +199,15 @@ def evaluate_from_config(
                 show_progress=show_progress,
             )
             if output_dir is not None:
-                write_run(run, Path(output_dir) / "runs" / f"{row.replace(' ', '_').replace('/', '_')}.trec")
-    if output_dir is not None:
-        (Path(output_dir) / "benchmark_table.md").write_text(format_table(results) + "\n", encoding="utf-8")
+                write_run(results[row].run, Path(output_dir) / "runs" / f"{row.replace(' ', '_').replace('/', '_')}.trec")
     return results
 
 
-def format_table(results: Mapping[str, Mapping[str, float]], scale: float = 100) -> str:
-    """Markdown table, one row per benchmark/run, one column per metric (values x ``scale``, 1 decimal)."""
-    columns = list(dict.fromkeys(metric for values in results.values() for metric in values))
-    suffix = f" (x{scale:g})" if scale != 1 else ""
-    lines = [f"| benchmark{suffix} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for row, values in results.items():
-        cells = [f"{values[c] * scale:.1f}" if c in values else "–" for c in columns]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_metrics(results: Mapping[str, Mapping[str, float]], path: str | os.PathLike) -> None:
-    """``metrics.json``: flat ``{metric: value}`` for one benchmark, ``{name: {metric: value}}`` for several."""
-    payload = next(iter(results.values())) if len(results) == 1 else results
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
 __all__ = [
+    "EvalResult",
+    "SYNTHETIC",
     "evaluate_benchmark",
     "evaluate_from_config",
     "evaluate_synthetic",
-    "format_table",
-    "write_metrics",
     "write_run",
 ]

@@ -36,8 +36,8 @@ def read_heldout(path: str | os.PathLike) -> list[dict[str, str]]:
     return rows
 
 
-def instruction_sensitivity(encoder, rows: list[dict[str, str]], batch_size: int = 64) -> float:
-    """Share of rows where P+ prefers (I+, Q+) over both (I-, Q+) and (I+, Q-)."""
+def instruction_hits(encoder, rows: list[dict[str, str]], batch_size: int = 64) -> list[float]:
+    """Per row: 1.0 when P+ prefers (I+, Q+) over both (I-, Q+) and (I+, Q-), else 0.0."""
     q_pos = [r["query_positive"] for r in rows]
     i_pos = [r["instruction_positive"] for r in rows]
     pairs_q = q_pos + q_pos + [r["query_negative"] for r in rows]
@@ -46,7 +46,13 @@ def instruction_sensitivity(encoder, rows: list[dict[str, str]], batch_size: int
     p = encoder.encode_passages([r["document_positive"] for r in rows], batch_size=batch_size)  # (R, D)
     scores = (z * p.unsqueeze(0)).sum(-1)  # (3, R): positive, instruction-poisoned, query-poisoned
     hits = (scores[0] > scores[1]) & (scores[0] > scores[2])  # (R,)
-    return hits.to(torch.float64).mean().item()
+    return hits.to(torch.float64).tolist()
 
 
-__all__ = ["instruction_sensitivity", "read_heldout"]
+def instruction_sensitivity(encoder, rows: list[dict[str, str]], batch_size: int = 64) -> float:
+    """Share of rows where P+ prefers (I+, Q+) over both (I-, Q+) and (I+, Q-)."""
+    hits = instruction_hits(encoder, rows, batch_size)
+    return sum(hits) / len(hits)
+
+
+__all__ = ["instruction_hits", "instruction_sensitivity", "read_heldout"]

@@ -1,6 +1,7 @@
 """The eleven InF-Embed losses (method.md §5) as (combiner, blocks) table entries."""
 from __future__ import annotations
 
+from infembed.errors import ConfigError
 from infembed.losses import combiners
 from infembed.losses.module import Combiner, InfEmbedLoss
 
@@ -21,7 +22,7 @@ LOSS_REGISTRY: dict[str, tuple[Combiner, tuple[str, ...]]] = {
 LOSS_NAMES: tuple[str, ...] = tuple(LOSS_REGISTRY)
 
 
-class UnknownLossError(ValueError):
+class UnknownLossError(ConfigError):
     """A loss name that is not in the registry."""
 
 

