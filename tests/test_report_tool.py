@@ -63,8 +63,8 @@ def write_multirun(root: Path, params: dict[str, str], task: list[str]) -> None:
 
 def report(*args: str | Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "infembed.report", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "infembed.report", *map(str, args)], check=False, capture_output=True,
+                          text=True, env=env, timeout=120)
 
 
 def rows(text: str, first_cell: str) -> list[list[str]]:
@@ -235,6 +235,7 @@ def test_bad_inputs_exit_with_one_line(tmp_path, capsys):
     (job / "per_query.json").write_text('{"after": {"synthetic": {"p-mrr": {"q0": null}}}}')
     assert "per_query.json: after/synthetic/p-mrr/q0 = None, expected a number" in error(tmp_path / "pq")
     (job / "per_query.json").unlink()
+    make_job(tmp_path / "pq", 1, ["loss=y"], synthetic(np.zeros(50)))
     assert "expected STAGE/BENCHMARK/METRIC" in error(tmp_path / "pq", "--metric", "after/p-mrr")
     assert "--metric after/arguana/p-mrr: no finished run has it" in error(tmp_path / "pq", "--metric",
                                                                              "after/arguana/p-mrr")

@@ -12,10 +12,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from infembed.report.configs import Configuration  # noqa: E402
-from infembed.report.runs import MetricKey  # noqa: E402
+from infembed.report.configs import Configuration
+from infembed.report.runs import MetricKey
 
 PLOT_METRICS = ("p-mrr", "ndcg@10")
 LABELS = {"p-mrr": "p-MRR (×100)", "ndcg@10": "nDCG@10 (×100)"}
