@@ -56,10 +56,9 @@ def primary_metric(runs: list[Run], requested: str | None) -> tuple[str, MetricK
     configured = next((run.config.get("optimized_metric") for run in finished), None)
     try:
         stage, key = parse_metric_path(str(configured))
-    except ReportInputError:
-        stage, key = "after", None
-    available = metric_keys(finished, stage)
-    return stage, key if key in available else available[0]
+    except ReportInputError:  # absent or not a path (an old bare name such as "p-mrr")
+        return "after", metric_keys(finished)[0]
+    return (stage, key) if key in metric_keys(finished, stage) else ("after", metric_keys(finished)[0])
 
 
 def best_configuration(configs: list[Configuration], stage: str, key: MetricKey) -> Configuration:

@@ -87,7 +87,7 @@ def sort_configurations(configs: list[Configuration], keys: list[str]) -> list[C
 
 def find_configuration(configs: list[Configuration], text: str) -> Configuration:
     """The one configuration whose overrides include every ``key=value`` of ``text`` (e.g. ``"loss=uni_p"``)."""
-    items = text.replace(",", " ").split()
+    items = text.split()
     if not items or not all("=" in item for item in items):
         raise ReportInputError(f"configuration {text!r}: expected key=value pairs, e.g. 'loss=uni_p'")
     wanted = dict(item.partition("=")[::2] for item in items)

@@ -73,10 +73,10 @@ def write_report(roots: list[str | Path], out_dir: str | Path | None = None, tit
 def _pairs(runs: list[Run], configs: list[Configuration], compare: list[tuple[str, str]] | None,
            baseline: str | None, metric: str | None) -> tuple[list[Pair], str]:
     """The pairs to test and a sentence saying how they were chosen."""
-    stage, key = primary_metric(runs, metric)
-    if compare:
-        return [(find_configuration(configs, a), find_configuration(configs, b)) for a, b in compare], \
-            "the requested pairs"
+    requested = [(find_configuration(configs, a), find_configuration(configs, b)) for a, b in compare or []]
+    stage, key = primary_metric(runs, metric)  # checks --metric even when the pairs are given
+    if requested:
+        return requested, "the requested pairs"
     if baseline:
         reference = find_configuration(configs, baseline)
         return default_pairs(configs, reference), f"each configuration against the baseline `{reference.label}`"

@@ -126,6 +126,8 @@ def load_metrics(path: Path) -> dict:
             for metric, value in values.items():
                 if not _is_number(value):
                     raise ReportInputError(f"{path}: {stage}/{bench}/{metric} = {value!r}, expected a number")
+    if "config" in metrics and not isinstance(metrics["config"], dict):
+        raise ReportInputError(f"{path}: config = {json.dumps(metrics['config'])[:60]}, expected an object")
     if "num_parameters" in metrics and not isinstance(metrics["num_parameters"], int):
         raise ReportInputError(f"{path}: num_parameters = {metrics['num_parameters']!r}, expected an integer")
     return metrics
