@@ -1,12 +1,13 @@
 """PNG plots of a sweep (matplotlib, Agg backend): the metrics per loss, vs global batch size, vs model size.
 
 One point per configuration: the mean over its seeds, with the 95 % Student t interval as an error bar (none for a
-single seed). Each plot is drawn only when its x axis varies across the configurations; every other varying
+single seed). A series keeps its colour in every panel. Each plot is drawn only when its x axis varies across the configurations; every other varying
 override becomes a separate series, so a full grid gives one line per (loss, model) in the batch plot, and so on.
 One panel per benchmark and metric (p-MRR and nDCG@10). Values ×100.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -65,9 +66,11 @@ def _series(configs: list[Configuration], x_key: str) -> dict[str, list[Configur
 
 
 def _point(config: Configuration, key: MetricKey) -> tuple[float, float] | None:
-    """(mean ×100, CI half-width ×100; 0 for one seed) or None when the configuration lacks the metric."""
+    """(mean ×100, CI half-width ×100; NaN, so no bar, for one seed) or None when the configuration lacks it."""
     summary = config.summary("after", key)
-    return None if summary is None else (100 * summary[0], 100 * (summary[1] or 0.0))
+    if summary is None:
+        return None
+    return 100 * summary[0], math.nan if summary[1] is None else 100 * summary[1]
 
 
 def _title(key: MetricKey) -> str:
@@ -84,8 +87,9 @@ def _bar_plot(configs: list[Configuration], panels: list[MetricKey], path: Path)
     for ax, key in zip(axes[:, 0], panels):
         for g, (label, members) in enumerate(groups.items()):
             bars = [(losses.index(loss_of(c)) + g * width, p) for c in members if (p := _point(c, key)) is not None]
-            ax.bar([x for x, _ in bars], [p[0] for _, p in bars], width=width, yerr=[p[1] for _, p in bars],
-                   capsize=3, label=label if len(groups) > 1 else None)
+            if bars:
+                ax.bar([x for x, _ in bars], [p[0] for _, p in bars], width=width, yerr=[p[1] for _, p in bars],
+                       capsize=3, color=f"C{g}", label=label if len(groups) > 1 else None)
         before = [v for c in configs for run in c.runs if (v := run.value("before", key)) is not None]
         if before:
             ax.axhline(100 * sum(before) / len(before), color="black", linestyle="--", linewidth=1, label="untrained")
@@ -100,10 +104,11 @@ def _line_plot(configs: list[Configuration], panels: list[MetricKey], x_key: str
     x_of = _x_axis(configs, x_key)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, key in zip(axes[0], panels):
-        for label, members in _series(configs, x_key).items():
+        for g, (label, members) in enumerate(_series(configs, x_key).items()):
             points = sorted((x_of(c), *p) for c in members if (p := _point(c, key)) is not None)
-            ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
-                        capsize=3, label=label)
+            if points:
+                ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
+                            marker="o", capsize=3, color=f"C{g}", label=label)
         _format_x(ax, configs, x_key)
         ax.set_ylabel(_title(key))
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
