@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from infembed.report import group_configurations, load_runs, write_report
+from infembed.report import ReportInputError, group_configurations, load_runs, write_report
 from infembed.report.__main__ import main
 from infembed.report.plots import write_plots
 from infembed.report.runs import expected_overrides, parse_overrides
@@ -255,3 +255,6 @@ def test_expected_jobs_match_hydras_basic_sweeper(tmp_path):
     assert expected_overrides(tmp_path) == [parse_overrides(job) for job in jobs] and len(jobs) == 12
     write_multirun(tmp_path, {"lr": "interval(0.1,1)"}, [])
     assert expected_overrides(tmp_path) is None  # not a grid (an Optuna-style search): nothing expected
+    write_multirun(tmp_path, {"lr": "choice(0.1"}, [])
+    with pytest.raises(ReportInputError, match=r"multirun.yaml: unreadable sweep overrides"):
+        expected_overrides(tmp_path)

@@ -190,6 +190,7 @@ def expected_overrides(sweep_root: Path) -> list[dict[str, str]] | None:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ValueType
+    from hydra.errors import OverrideParseException
 
     path = sweep_root / "multirun.yaml"
     if not path.is_file():
@@ -199,7 +200,7 @@ def expected_overrides(sweep_root: Path) -> list[dict[str, str]] | None:
     arguments = params + list(hydra_cfg.get("overrides", {}).get("task", []))
     try:
         parsed = OverridesParser.create().parse_overrides(arguments)
-    except Exception as err:  # hydra's OverrideParseException
+    except OverrideParseException as err:
         raise ReportInputError(f"{path}: unreadable sweep overrides ({err})") from err
     grid_types = (None, ValueType.ELEMENT, ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP, ValueType.RANGE_SWEEP)
     if any(o.value_type not in grid_types for o in parsed):
