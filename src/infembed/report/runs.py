@@ -1,17 +1,30 @@
-"""Read the job directories of Hydra multiruns: overrides, resolved choices and ``metrics.json``.
+"""Read the job directories of Hydra multiruns: overrides, group choices, ``metrics.json`` and ``per_query.json``.
 
 A job directory is any folder holding ``.hydra/overrides.yaml`` (Hydra writes it when the job starts). The job
-finished when its ``metrics.json`` (``{"before": {...}, "after": {...}}``) exists; otherwise it is reported as failed.
-When a sweep root holds ``multirun.yaml``, the jobs the sweep should have produced are expanded from it, so jobs
-that never started (a cancelled SLURM array task, an aborted local batch) are listed too.
+finished when its ``metrics.json`` exists (both tasks write it)::
+
+    metrics.json    {"task": "train" | "evaluate", "before"?: {BENCH: {METRIC: value}}, "after": {BENCH: {METRIC: value}},
+                     "num_parameters": int, "config": {resolved config}}
+    per_query.json  {"before"?: {BENCH: {METRIC: {query_id: value}}}, "after": {...}}   (optional)
+
+A job without ``metrics.json`` is reported as failed; a malformed file is an input error naming the file and the
+field. When a sweep root holds ``multirun.yaml``, the jobs the sweep should have produced are expanded from it, so
+jobs that never started (a cancelled SLURM array task, an aborted local batch) are listed too.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+STAGES = ("before", "after")
+SEED_KEY = "seed"
+
+MetricKey = tuple[str, str]  # (benchmark, metric), e.g. ("synthetic", "p-mrr")
 
 
 class ReportInputError(ValueError):
@@ -20,18 +33,46 @@ class ReportInputError(ValueError):
 
 @dataclass
 class Run:
-    """One Hydra job: where it lives, what it overrode, and its metrics (None when it did not finish)."""
+    """One Hydra job: where it lives, what it overrode, and its results (None when it did not finish)."""
 
     path: Path
     overrides: dict[str, str]
     choices: dict[str, str] = field(default_factory=dict)  # config group choices, e.g. {"loss": "uni_p"}
-    config: dict = field(default_factory=dict)  # .hydra/config.yaml, unresolved
-    metrics: dict[str, dict[str, float]] | None = None
+    config: dict = field(default_factory=dict)  # metrics.json's resolved config, else .hydra/config.yaml
+    metrics: dict | None = None  # metrics.json as written
+    per_query: dict | None = None  # per_query.json as written (None when the job wrote none)
     error: str | None = None  # why there are no metrics
 
     @property
     def ok(self) -> bool:
         return self.metrics is not None
+
+    @property
+    def seed(self) -> str:
+        return self.overrides.get(SEED_KEY, str(self.config.get(SEED_KEY, "?")))
+
+    def value(self, stage: str, key: MetricKey) -> float | None:
+        return self.metrics.get(stage, {}).get(key[0], {}).get(key[1])
+
+    def query_values(self, stage: str, key: MetricKey) -> dict[str, float]:
+        """``{query_id: value}`` of one metric ({} when per_query.json lacks it)."""
+        return (self.per_query or {}).get(stage, {}).get(key[0], {}).get(key[1], {})
+
+
+def metric_keys(runs: list[Run], stage: str = "after") -> list[MetricKey]:
+    """Every (benchmark, metric) of ``stage`` in the finished runs, in file order."""
+    return list(dict.fromkeys((b, m) for run in runs if run.ok for b, ms in run.metrics.get(stage, {}).items()
+                              for m in ms))
+
+
+def parse_metric_path(path: str) -> tuple[str, MetricKey]:
+    """``"after/synthetic/p-mrr"`` → ``("after", ("synthetic", "p-mrr"))`` (a benchmark name may hold '/')."""
+    stage, _, rest = path.partition("/")
+    bench, _, metric = rest.rpartition("/")
+    if stage not in STAGES or not bench or not metric:
+        raise ReportInputError(f"metric {path!r}: expected STAGE/BENCHMARK/METRIC with STAGE in {STAGES}, "
+                               "e.g. after/synthetic/p-mrr")
+    return stage, (bench, metric)
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
@@ -64,21 +105,67 @@ def load_run(job_dir: Path) -> Run:
     choices = {k: v for k, v in hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices", {}).items()
                if isinstance(v, str) and not k.startswith("hydra/")}
     run = Run(path=job_dir, overrides=overrides, choices=choices, config=config)
-    run.metrics, run.error = _load_metrics(job_dir / "metrics.json")
+    if not (job_dir / "metrics.json").is_file():
+        run.error = "no metrics.json (crashed, killed or still running)"
+        return run
+    run.metrics = load_metrics(job_dir / "metrics.json")
+    run.config = run.metrics.get("config") or config
+    if (job_dir / "per_query.json").is_file():
+        run.per_query = load_per_query(job_dir / "per_query.json")
     return run
 
 
-def _load_metrics(path: Path) -> tuple[dict | None, str | None]:
-    """(metrics, None) when the file is a valid ``{"after": {...}}`` object, else (None, why not)."""
-    if not path.is_file():
-        return None, "no metrics.json (crashed, killed or still running)"
+def load_metrics(path: Path) -> dict:
+    """``metrics.json``, checked: an "after" (and optional "before") ``{BENCH: {METRIC: number}}``."""
+    metrics = _load_json(path)
+    if not isinstance(metrics.get("after"), dict) or not metrics["after"]:
+        raise ReportInputError(f'{path}: no "after" results (expected {{"after": {{BENCH: {{METRIC: value}}}}}})')
+    for stage in STAGES:
+        for bench, values in metrics.get(stage, {}).items():
+            _check_mapping(path, f"{stage}/{bench}", values, "{METRIC: value}")
+            for metric, value in values.items():
+                if not _is_number(value):
+                    raise ReportInputError(f"{path}: {stage}/{bench}/{metric} = {value!r}, expected a number")
+    if "config" in metrics and not isinstance(metrics["config"], dict):
+        raise ReportInputError(f"{path}: config = {json.dumps(metrics['config'])[:60]}, expected an object")
+    if "num_parameters" in metrics and not isinstance(metrics["num_parameters"], int):
+        raise ReportInputError(f"{path}: num_parameters = {metrics['num_parameters']!r}, expected an integer")
+    return metrics
+
+
+def load_per_query(path: Path) -> dict:
+    """``per_query.json``, checked: ``{STAGE: {BENCH: {METRIC: {query_id: number}}}}``."""
+    per_query = _load_json(path)
+    for stage, benches in per_query.items():
+        _check_mapping(path, stage, benches, "{BENCH: {METRIC: {query_id: value}}}")
+        for bench, metrics in benches.items():
+            _check_mapping(path, f"{stage}/{bench}", metrics, "{METRIC: {query_id: value}}")
+            for metric, values in metrics.items():
+                _check_mapping(path, f"{stage}/{bench}/{metric}", values, "{query_id: value}")
+                bad = next((q for q, v in values.items() if not _is_number(v)), None)
+                if bad is not None:
+                    raise ReportInputError(f"{path}: {stage}/{bench}/{metric}/{bad} = {values[bad]!r}, "
+                                           "expected a number")
+    return per_query
+
+
+def _load_json(path: Path) -> dict:
     try:
-        metrics = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        return None, f"unreadable metrics.json: line {err.lineno}: {err.msg}"
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("after"), dict):
-        return None, 'metrics.json has no "after" object'
-    return metrics, None
+        raise ReportInputError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from err
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_mapping(path: Path, where: str, value, expected: str) -> None:
+    if not isinstance(value, dict):
+        raise ReportInputError(f"{path}: {where} = {json.dumps(value)[:60]}, expected an object {expected}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _load_yaml(path: Path) -> dict:
@@ -96,9 +183,14 @@ def _load_yaml_list(path: Path) -> list[str]:
 
 
 def expected_overrides(sweep_root: Path) -> list[dict[str, str]] | None:
-    """The jobs ``multirun.yaml`` describes (BasicSweeper's expansion), or None when there is no such file."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    """The jobs ``multirun.yaml`` describes (the basic sweeper's cartesian product), or None when there is no such
+    file or the sweep is not an enumerable grid.
+
+    Sweep parameters come first, then the command line's overrides; a later value of a key replaces an earlier one.
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.errors import OverrideParseException
 
     path = sweep_root / "multirun.yaml"
     if not path.is_file():
@@ -106,9 +198,20 @@ def expected_overrides(sweep_root: Path) -> list[dict[str, str]] | None:
     hydra_cfg = _load_yaml(path).get("hydra", {})
     params = [f"{k}={v}" for k, v in (hydra_cfg.get("sweeper", {}).get("params") or {}).items()]
     arguments = params + list(hydra_cfg.get("overrides", {}).get("task", []))
-    parsed = OverridesParser.create().parse_overrides(arguments)
-    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [parse_overrides(job) for job in jobs]
+    try:
+        parsed = OverridesParser.create().parse_overrides(arguments)
+    except OverrideParseException as err:
+        raise ReportInputError(f"{path}: unreadable sweep overrides ({err})") from err
+    grid_types = (None, ValueType.ELEMENT, ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP, ValueType.RANGE_SWEEP)
+    if any(o.value_type not in grid_types for o in parsed):
+        return None  # not a grid (an interval or glob sweep, e.g. Optuna's): nothing to expect
+    choices: dict[str, list[str]] = {}
+    for override in parsed:
+        key = override.get_key_element()
+        values = override.sweep_string_iterator() if override.is_sweep_override() else [
+            override.get_value_element_as_str()]
+        choices[key] = [f"{key}={v}" for v in values]
+    return [parse_overrides(list(job)) for job in itertools.product(*choices.values())]
 
 
 def load_runs(roots: list[str | Path]) -> list[Run]:

@@ -1,78 +1,55 @@
-"""Turn runs into one markdown table: the overrides that vary, then each after-training metric with its change.
+"""Turn configurations into one markdown table: the overrides that vary, the seeds, then each after-training metric.
 
-Cell format: ``after (±change)``, both ×100 (p-MRR is stored as a fraction in [-1, 1], printed ×100 as in
-FollowIR); the best finished value of each metric is bold. Rows are sorted by the varying overrides, model first,
-then global batch size, then loss, then the rest; values sort numerically when they are numbers, otherwise in the
-order the sweep produced them (so losses keep the order of their sweep file).
+Cell format: ``mean ± half-width (Δ)``, all ×100 (p-MRR is stored as a fraction in [-1, 1], printed ×100 as in
+FollowIR): the mean over seeds, the half-width of its 95 % Student t interval (omitted for one seed) and the mean
+change from the untrained model (omitted when the runs have no "before"). The best mean of each column is bold.
+Columns are ``BENCHMARK/METRIC``, the standard held-out metrics first.
 """
 from __future__ import annotations
 
-from infembed.report.runs import Run
+from infembed.report.configs import IGNORED_KEYS, Configuration
+from infembed.report.runs import MetricKey, Run, metric_keys
 
 # The pipeline's standard held-out metrics, in the order a reader expects them; other keys follow in file order.
 PREFERRED_METRICS = ("ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity")
-PREFERRED_KEYS = ("model", "data.global_batch_size", "loss")
-# Overrides that select how a sweep runs, not what it measures.
-IGNORED_KEYS = frozenset({"sweep", "launcher", "hydra.sweep.dir", "hydra.run.dir"})
 
 
-def varying_keys(runs: list[Run]) -> list[str]:
-    """Override keys whose value differs between runs (missing counts as a value), preferred keys first."""
-    keys = list(dict.fromkeys(k for run in runs for k in run.overrides if k not in IGNORED_KEYS))
-    varying = [k for k in keys if len({run.overrides.get(k) for run in runs}) > 1]
-    return sorted(varying, key=lambda k: (PREFERRED_KEYS.index(k) if k in PREFERRED_KEYS else len(PREFERRED_KEYS)))
+def table_metrics(runs: list[Run]) -> list[MetricKey]:
+    """After-training (benchmark, metric) columns: per benchmark in file order, preferred metrics first."""
+    keys = metric_keys(runs)
+    rank = {m: i for i, m in enumerate(PREFERRED_METRICS)}
+    benches = list(dict.fromkeys(b for b, _ in keys))
+    return sorted(keys, key=lambda k: (benches.index(k[0]), rank.get(k[1], len(rank))))
 
 
-def metric_names(runs: list[Run]) -> list[str]:
-    names = list(dict.fromkeys(k for run in runs if run.ok for k in run.metrics["after"]))
-    preferred = [m for m in PREFERRED_METRICS if m in names]
-    return preferred + [m for m in names if m not in preferred]
-
-
-def sort_runs(runs: list[Run], keys: list[str]) -> list[Run]:
-    """Sort by each varying key in turn: numbers numerically, other values by first appearance."""
-    first_seen = {k: list(dict.fromkeys(run.overrides.get(k, "") for run in runs)) for k in keys}
-
-    def value_key(run: Run, key: str) -> tuple:
-        value = run.overrides.get(key, "")
-        number = _as_number(value)
-        return (0, number, 0) if number is not None else (1, 0.0, first_seen[key].index(value))
-
-    return sorted(runs, key=lambda run: tuple(value_key(run, k) for k in keys))
-
-
-def _as_number(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def markdown_table(runs: list[Run]) -> str:
-    """One row per finished run (``job`` = its directory name); failed or never-started runs are listed apart."""
-    keys = varying_keys(runs)
-    finished = sort_runs([run for run in runs if run.ok], keys)
-    metrics = metric_names(finished)
-    best = {m: max((r.metrics["after"].get(m, float("-inf")) for r in finished), default=None) for m in metrics}
+def markdown_table(configs: list[Configuration], metrics: list[MetricKey]) -> str:
+    """One row per configuration: its jobs, varying overrides, seeds (n), then one cell per metric."""
+    keys = configs[0].keys if configs else []
+    best = {m: max((s[0] for c in configs if (s := c.summary("after", m)) is not None), default=None)
+            for m in metrics}
     lines = [
-        "| " + " | ".join(["job", *keys, *(f"{m} (Δ)" for m in metrics)]) + " |",
-        "|---|" + "---|" * len(keys) + "---:|" * len(metrics),
+        "| " + " | ".join(["jobs", *keys, "seeds (n)", *(f"{'/'.join(m)} (Δ)" for m in metrics)]) + " |",
+        "|---|" + "---|" * (len(keys) + 1) + "---:|" * len(metrics),
     ]
-    for run in finished:
-        cells = [run.path.name, *(run.overrides.get(k, "–") for k in keys), *(_cell(run, m, best[m]) for m in metrics)]
+    for config in configs:
+        jobs = ", ".join(run.path.name for run in config.runs)
+        seeds = f"{', '.join(run.seed for run in config.runs)} ({len(config.runs)})"
+        cells = [jobs, *(config.overrides.get(k, "–") for k in keys), seeds,
+                 *(_cell(config, m, best[m]) for m in metrics)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _cell(run: Run, metric: str, best: float | None) -> str:
-    after = run.metrics["after"].get(metric)
-    if after is None:
+def _cell(config: Configuration, metric: MetricKey, best: float | None) -> str:
+    summary = config.summary("after", metric)
+    if summary is None:
         return "–"
-    before = run.metrics.get("before", {}).get(metric)
-    text = f"{100 * after:.1f}"
-    if after == best:
-        text = f"**{text}**"
-    return f"{text} ({100 * (after - before):+.1f})" if before is not None else text
+    mean, half, _ = summary
+    text = f"**{100 * mean:.1f}**" if mean == best else f"{100 * mean:.1f}"
+    if half is not None:
+        text += f" ± {100 * half:.1f}"
+    change = config.change(metric)
+    return f"{text} ({100 * change:+.1f})" if change is not None else text
 
 
 def failed_list(runs: list[Run]) -> str:
