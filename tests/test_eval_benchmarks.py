@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_eval_helpers import make_beir, make_followir, write_jsonl, write_qrels
+
 from infembed.eval import hub
 from infembed.eval.benchmarks import (
     BenchmarkDataError,
@@ -129,7 +129,7 @@ def test_bad_benchmark_through_run_py_is_one_line_and_writes_nothing(tmp_path):
     result = subprocess.run(
         [sys.executable, str(repo / "run.py"), "task=evaluate", "model=tiny", "benchmark=beir",
          f"benchmark.path={root}", f"hydra.run.dir={tmp_path}/ev"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 1, result.stderr[-2000:]
     printed = result.stdout + result.stderr  # Hydra's console handler logs to stdout (see the report)

@@ -11,9 +11,9 @@ from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.types import PromptType
+from test_eval_helpers import make_beir
 from torch.utils.data import DataLoader
 
-from test_eval_helpers import make_beir
 from infembed.eval.benchmarks import read_qrels
 from infembed.eval.mteb_adapter import MTEBEncoder
 from infembed.models.encoder import tiny_bert_encoder

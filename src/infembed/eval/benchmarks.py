@@ -433,7 +433,7 @@ def load_hub_benchmark(
     """A hub dataset in the FollowIR or BEIR layout (``infembed.eval.hub``), checked like a local folder."""
     try:
         configs = hub.config_names(name)
-    except Exception as err:  # offline, unknown name, no permission: say which dataset and why
+    except Exception as err:  # noqa: BLE001 -- offline, unknown name, no permission: say which dataset and why
         raise BenchmarkDataError(f"{name}: cannot read this hub dataset ({type(err).__name__}: {err})") from None
     label = display_name or name.split("/")[-1]
     corpus = _hub(name, "corpus", corpus_table)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from pathlib import Path
 
+import mteb
 import numpy as np
 import torch
 from mteb.models import ModelMeta
@@ -137,9 +139,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None):
-    import mteb
-    from pathlib import Path
-
     args = parse_args(argv)
     if args.ckpt:
         from infembed.export import encoder_from_checkpoint
