@@ -3,13 +3,14 @@ import json
 
 import pytest
 import torch
+from sentence_transformers import SentenceTransformer
 
 from helpers import tiny_bert_encoder
 
 from infembed.errors import CheckpointError
-from infembed.export import ExportError, export_sentence_transformers
 from infembed.losses import build_loss
 from infembed.models.module import RetrievalModule
+from infembed.export import ExportError, ExportWarning, export_sentence_transformers
 
 PAIRS = [("what is a cat", "answer briefly"), ("dogs", "")]
 PASSAGES = ["cats are small felines that purr", "a dog is a loyal companion animal, often kept as a pet"]
@@ -34,7 +35,8 @@ def _manual_embed(folder, texts, pooling, normalize):
 def test_exported_folder_reproduces_embeddings_with_plain_transformers(tmp_path, pooling, normalize):
     template = "Q: {query} I: {instruction}"
     enc = tiny_bert_encoder(pooling=pooling, normalize=normalize, pair_template=template)
-    out = export_sentence_transformers(enc, tmp_path / "export")
+    with pytest.warns(ExportWarning, match="no pair prompt is written"):
+        out = export_sentence_transformers(enc, tmp_path / "export")
     meta = json.loads((out / "infembed.json").read_text())
     assert meta["pair_template"] == "Q: {query} I: {instruction}" and meta["pooling"] == pooling
     pool_cfg = json.loads((out / "1_Pooling" / "config.json").read_text())
@@ -48,16 +50,37 @@ def test_exported_folder_reproduces_embeddings_with_plain_transformers(tmp_path,
     assert torch.allclose(_manual_embed(out, PASSAGES, pooling, normalize), expected_passages, atol=1e-5)
 
 
-def test_exported_folder_loads_in_sentence_transformers(tmp_path):
-    st = pytest.importorskip("sentence_transformers")
-    enc = tiny_bert_encoder()
+@pytest.mark.parametrize(
+    "pair_template, passage_template, prompts",
+    [
+        ("{query} {instruction}", "{passage}", {"query": "", "document": ""}),
+        ("query: {query} {instruction}", "passage: {passage}", {"query": "query: ", "document": "passage: "}),
+    ],
+    ids=["default", "e5"],
+)
+def test_sentence_transformers_round_trip(tmp_path, pair_template, passage_template, prompts):
+    enc = tiny_bert_encoder(pair_template=pair_template, passage_template=passage_template)
     out = export_sentence_transformers(enc, tmp_path / "export")
-    model = st.SentenceTransformer(str(out), device="cpu")
-    got = torch.from_numpy(model.encode(PASSAGES, convert_to_numpy=True))
-    assert torch.allclose(got, enc.encode_passages(PASSAGES), atol=1e-5)
-    pair_texts = [enc.text.format_pair(q, i) for q, i in PAIRS]
-    got_pairs = torch.from_numpy(model.encode(pair_texts, convert_to_numpy=True))
-    assert torch.allclose(got_pairs, enc.encode_pairs([q for q, _ in PAIRS], [i for _, i in PAIRS]), atol=1e-5)
+    model = SentenceTransformer(str(out), device="cpu")
+    assert model.prompts == prompts
+    # the instruction is appended to the query with one space, as mteb 2 joins them
+    got = model.encode_query([f"{q} {i}".strip() for q, i in PAIRS], convert_to_tensor=True)
+    expected = enc.encode_pairs([q for q, _ in PAIRS], [i for _, i in PAIRS])
+    assert torch.allclose(got.cpu(), expected, atol=1e-5)
+    got = model.encode_document(PASSAGES, convert_to_tensor=True)
+    assert torch.allclose(got.cpu(), enc.encode_passages(PASSAGES), atol=1e-5)
+
+
+def test_templates_no_prompt_can_express_warn_and_write_no_prompt(tmp_path):
+    enc = tiny_bert_encoder(pair_template="Instruct: {instruction}\nQuery: {query}",
+                                        passage_template="{passage} </s>")
+    with pytest.warns(ExportWarning) as caught:
+        out = export_sentence_transformers(enc, tmp_path / "export")
+    assert [str(w.message).split(" template")[0] for w in caught] == ["export: pair", "export: passage"]
+    assert json.loads((out / "config_sentence_transformers.json").read_text())["prompts"] == {}
+    model = SentenceTransformer(str(out), device="cpu")  # encode_query then takes the finished pair text
+    got = model.encode_query([enc.text.format_pair("cats", "briefly")], convert_to_tensor=True)
+    assert torch.allclose(got.cpu(), enc.encode_pairs(["cats"], ["briefly"]), atol=1e-5)
 
 
 def test_separate_towers_are_refused(tmp_path):
@@ -73,14 +96,23 @@ def test_export_cli_needs_an_existing_checkpoint(tmp_path):
         main(["--ckpt", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "o")])
 
 
-def test_export_cli_from_a_lightning_checkpoint(tmp_path):
+def test_export_cli_from_a_lightning_checkpoint_writes_a_model_card(tmp_path):
     from infembed.export import main
 
     module = RetrievalModule(tiny_bert_encoder(), build_loss("uni_p"))
-    ckpt = tmp_path / "model.ckpt"
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("data:\n  train_source: /data/inf_ir/train.jsonl\n")
+    ckpt = run / "checkpoints" / "last.ckpt"
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)  # what Lightning adds when it writes a .ckpt
     torch.save(checkpoint, ckpt)
-    out = main(["--ckpt", str(ckpt), "--out", str(tmp_path / "export")])
+    (run / "metrics.json").write_text(json.dumps({"after": {"p-mrr": 0.5}}))
+    out = main(["--ckpt", str(ckpt), "--out", str(tmp_path / "export"), "--metrics", str(run / "metrics.json")])
     expected = module.encoder.encode_passages(PASSAGES)
     assert torch.allclose(_manual_embed(out, PASSAGES, "mean", True), expected, atol=1e-5)
+    card = (out / "README.md").read_text()
+    for fact in ("pooling `mean`", "'{query} {instruction}'", "- loss: uni_p", "- data: /data/inf_ir/train.jsonl",
+                 '"p-mrr": 0.5', "32-dim"):
+        assert fact in card, fact

@@ -1,4 +1,4 @@
-"""The eval suite with the real BiEncoder (tiny random BERT), the benchmark configs, mteb, BIRCO."""
+"""The eval suite with the real BiEncoder (tiny random BERT), the benchmark configs, BIRCO."""
 import json
 from pathlib import Path
 
@@ -8,7 +8,6 @@ import torch
 
 from test_eval_helpers import BagOfWordsEncoder, make_beir, make_followir, make_heldout
 from infembed.eval import evaluate_from_config, evaluate_synthetic
-from infembed.eval.mteb_adapter import MTEBEncoder
 from infembed.eval.runner import CONFIG_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,25 +61,6 @@ def test_benchmark_configs_compose_with_only_known_keys(tmp_path):
             if name == "birco":
                 assert plain["path"] == [f"/data/birco/{t}" for t in ("arguana", "clinical-trial", "relic", "wtb")]
                 assert plain["mode"] == "rerank" and plain["metrics"] == ["ndcg@10"]
-
-
-def test_mteb_adapter_routes_queries_and_passages():
-    enc = BagOfWordsEncoder()
-    model = MTEBEncoder(enc)
-    queries = model.encode(["pets"], prompt_type="query", instruction="cats purr")
-    assert torch.allclose(torch.from_numpy(queries), enc.encode_pairs(["pets"], ["cats purr"]))
-    docs = model.encode_corpus([{"title": "Cats", "text": "purr"}, "dogs bark"])
-    assert torch.allclose(torch.from_numpy(docs), enc.encode_passages(["Cats purr", "dogs bark"]))
-    assert enc.passage_calls == 2  # encode_corpus went to the passage side
-
-
-def test_mteb_prompt_type_enum():
-    mteb = pytest.importorskip("mteb")
-    enc = BagOfWordsEncoder()
-    model = MTEBEncoder(enc)
-    prompt_type = getattr(getattr(mteb, "types", None), "PromptType", None) or mteb.encoder_interface.PromptType
-    model.encode(["a passage"], task_name="x", prompt_type=prompt_type.document)
-    assert enc.passage_calls == 1
 
 
 @pytest.mark.skipif(not BIRCO.is_dir(), reason="BIRCO data (../shared/data/birco) not present")

@@ -34,12 +34,13 @@ def test_grid_through_local_launcher_and_report(tmp_path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     runs = load_runs([sweep_dir])
     assert len(runs) == 4 and all(run.ok for run in runs), [(r.path, r.error) for r in runs if not r.ok]
-    assert all({"ndcg@10", "p-mrr"} <= set(run.metrics["after"]) for run in runs)
+    assert all({"ndcg@10", "p-mrr"} <= set(run.metrics["after"]["synthetic"]) for run in runs)
     assert {(r.overrides["loss"], r.overrides["data.global_batch_size"]) for r in runs} == {
         ("uni_p", "4"), ("uni_p", "8"), ("multi_p_i", "4"), ("multi_p_i", "8")}
 
     report = write_report([sweep_dir], tmp_path / "report").read_text()
-    header = "| job | data.global_batch_size | loss | ndcg@10 (Δ) | mrr@10 (Δ) | p-mrr (Δ) | instruction_sensitivity (Δ) |"
+    header = ("| jobs | data.global_batch_size | loss | seeds (n) | synthetic/ndcg@10 (Δ) | synthetic/mrr@10 (Δ) | "
+              "synthetic/p-mrr (Δ) | synthetic/instruction_sensitivity (Δ) |")
     assert header in report
     rows = [line for line in report.splitlines() if line.split("|")[2:3] in ([" 4 "], [" 8 "])]
     assert len(rows) == 4

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infembed.data.schema import MALFORMED_JSON, DataError, SkipStats, check_on_bad_row, validate_row
+from infembed.hub_ids import is_hub_id
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,8 @@ _GLOB_CHARS = set("*?[")
 
 
 def is_local(source: str) -> bool:
-    """A path, directory or glob on disk; anything else (e.g. "InF-IR/InF-IR") is a hub dataset id."""
-    looks_like_path = (
-        source.startswith(("/", ".", "~")) or source.count("/") > 1 or source.endswith(LOCAL_SUFFIXES)
-    )
-    return looks_like_path or Path(source).exists() or bool(_GLOB_CHARS & set(source))
+    """A path, directory or glob on disk; an "org/name" that is none of those is a hub dataset id (``is_hub_id``)."""
+    return not is_hub_id(source)
 
 
 def resolve_files(source: str) -> list[Path]:

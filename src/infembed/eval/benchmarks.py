@@ -15,10 +15,23 @@ Local FollowIR-format folder (what ``infembed.data.synthetic`` writes)::
     DIR/qrels/changed.tsv     relevance under the changed instruction
     DIR/candidates.jsonl      optional, as above
 
-Only queries with at least one qrels row in the split are evaluated. Bad input raises ``BenchmarkDataError`` naming
-the file, the line and what was expected; qrels or candidate rows that point to an unknown query or document are
-dropped from the candidate pools with one ``BenchmarkWarning`` giving the counts (trec_eval style; they stay in the
-qrels, so recall and the nDCG ideal still count them, as trec_eval does).
+The queries evaluated are those with qrels rows in the split. Local folders and hub datasets go through the same
+checks. Each of these stops the load with one ``BenchmarkDataError`` naming the file and line (hub: dataset, config
+and row) and what was expected, before anything is encoded or written:
+
+- a missing file or folder, malformed JSON, a row that is not an object, a missing or non-string field;
+- a duplicate id in the corpus, the queries or the candidates, a duplicate (query, document) qrels row, a score that
+  is not a number;
+- an empty corpus, no queries, no qrels rows;
+- a qrels row naming a query that is not in the queries (the metrics would silently average over fewer queries);
+- FollowIR: original and changed qrels that judge different queries, or no document whose relevance the changed
+  instruction removes (p-MRR is undefined).
+
+Two mismatches are recoverable and give one ``BenchmarkWarning`` naming the first offending file:line and the count:
+
+- a qrels row naming a document that is not in the corpus (common in public BEIR data): it can never be retrieved,
+  but it stays in the qrels, so recall and the nDCG ideal still count it, as trec_eval does;
+- a candidates row naming an unknown query or document: dropped from the pools.
 """
 from __future__ import annotations
 
@@ -26,17 +39,25 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from infembed.eval import hub
+from infembed.errors import UserError
+from infembed.hub_ids import is_hub_id
 
-class BenchmarkDataError(ValueError):
+FOLLOWIR_FIELDS = ("instruction_og", "instruction_changed")
+Location = str  # "path:line" for a file, "dataset (config) row i" for a hub table
+Records = Iterable[tuple[Location, dict]]
+
+
+class BenchmarkDataError(UserError):
     """A benchmark file is missing or malformed; the message names the file, line and expectation."""
 
 
 class BenchmarkWarning(UserWarning):
-    """Recoverable problems in benchmark data (dangling qrels rows, unknown candidates)."""
+    """Recoverable problems in benchmark data (qrels naming unknown documents, unknown candidates)."""
 
 
 @dataclass
@@ -75,6 +96,25 @@ class FollowIRBenchmark:
         }
 
 
+@dataclass
+class Table:
+    """Parsed rows of one file or hub config, with where each key came from (for messages)."""
+
+    source: str
+    rows: dict
+    where: dict = field(default_factory=dict)  # key -> Location of its first row
+
+    def first(self, qid: str) -> Location:
+        """Location of the first row of query ``qid`` (qrels keys are (query, doc) pairs)."""
+        return next(loc for key, loc in self.where.items() if (key[0] if isinstance(key, tuple) else key) == qid)
+
+
+def passage_text(title: str | None, text: str) -> str:
+    """A corpus entry as the encoder reads it: ``"title text"``, or just the text when the title is empty."""
+    title = (title or "").strip()
+    return f"{title} {text}" if title else text
+
+
 def file_digest(path: str | os.PathLike) -> str:
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as handle:
@@ -107,57 +147,65 @@ def iter_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
             yield lineno, row
 
 
-def _text_field(path: Path, lineno: int, row: dict, key: str, optional: bool = False) -> str:
-    value = row.get(key, "" if optional else None)
+def jsonl_records(path: Path) -> Iterator[tuple[Location, dict]]:
+    """``("path:line", row)`` for each JSON object of a JSON-lines file (fields are checked by the builders)."""
+    for lineno, row in iter_jsonl(path, ()):
+        yield f"{path}:{lineno}", row
+
+
+def _field(where: Location, row: dict, key: str, optional: bool = False) -> str:
+    """A string field; an optional one may be absent or null (read as "")."""
+    if key not in row and not optional:
+        raise BenchmarkDataError(f"{where}: missing field {key!r}")
+    value = row.get(key)
     if value is None and optional:
         return ""
     if not isinstance(value, str):
-        raise BenchmarkDataError(f"{path}:{lineno}: field {key!r} must be a string, got {type(value).__name__}")
+        raise BenchmarkDataError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
     return value
 
 
-def _row_id(path: Path, lineno: int, row: dict, key: str, seen: dict[str, int]) -> str:
+def _id(where: Location, row: dict, key: str, seen: dict[str, Location] | None = None) -> str:
+    """A string (or integer) id; with ``seen``, a repeated id is an error naming its first location."""
+    if key not in row:
+        raise BenchmarkDataError(f"{where}: missing field {key!r}")
     value = row[key]
     if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise BenchmarkDataError(f"{path}:{lineno}: field {key!r} must be a string id, got {value!r}")
+        raise BenchmarkDataError(f"{where}: field {key!r} must be a string id, got {value!r}")
     value = str(value)
-    if value in seen:
-        raise BenchmarkDataError(f"{path}:{lineno}: duplicate {key} {value!r} (first on line {seen[value]})")
-    seen[value] = lineno
+    if seen is not None:
+        if value in seen:
+            raise BenchmarkDataError(f"{where}: duplicate {key} {value!r} (first at {seen[value]})")
+        seen[value] = where
     return value
 
 
-def read_corpus(path: Path) -> dict[str, str]:
-    """``{doc_id: "title text"}`` (just the text when there is no title)."""
+def corpus_table(records: Records, source: str) -> Table:
+    """``{doc_id: passage_text(title, text)}``."""
     corpus, seen = {}, {}
-    for lineno, row in iter_jsonl(path, ("_id", "text")):
-        doc_id = _row_id(path, lineno, row, "_id", seen)
-        title = _text_field(path, lineno, row, "title", optional=True).strip()
-        text = _text_field(path, lineno, row, "text")
-        corpus[doc_id] = f"{title} {text}" if title else text
+    for where, row in records:
+        doc_id = _id(where, row, "_id", seen)
+        corpus[doc_id] = passage_text(_field(where, row, "title", optional=True), _field(where, row, "text"))
     if not corpus:
-        raise BenchmarkDataError(f"{path}: empty corpus (no documents)")
-    return corpus
+        raise BenchmarkDataError(f"{source}: empty corpus (no documents)")
+    return Table(source, corpus, seen)
 
 
-def read_queries(path: Path, instruction_fields: tuple[str, ...], required: bool) -> dict[str, dict[str, str]]:
+def queries_table(records: Records, source: str, instruction_fields: tuple[str, ...], required: bool) -> Table:
     """``{query_id: {"text": ..., <instruction field>: ...}}``; instruction fields default to "" unless required."""
     queries, seen = {}, {}
-    needed = ("_id", "text") + (instruction_fields if required else ())
-    for lineno, row in iter_jsonl(path, needed):
-        qid = _row_id(path, lineno, row, "_id", seen)
-        entry = {"text": _text_field(path, lineno, row, "text")}
-        for key in instruction_fields:
-            entry[key] = _text_field(path, lineno, row, key, optional=not required)
-        queries[qid] = entry
+    for where, row in records:
+        qid = _id(where, row, "_id", seen)
+        queries[qid] = {"text": _field(where, row, "text")} | {
+            key: _field(where, row, key, optional=not required) for key in instruction_fields
+        }
     if not queries:
-        raise BenchmarkDataError(f"{path}: no queries")
-    return queries
+        raise BenchmarkDataError(f"{source}: no queries")
+    return Table(source, queries, seen)
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, float]]:
-    """TSV ``query-id, corpus-id, score`` with an optional header line; integer labels stay ints."""
-    qrels: dict[str, dict[str, float]] = {}
+def tsv_qrels_records(path: Path) -> Iterator[tuple[Location, dict]]:
+    """``("path:line", {"query-id", "corpus-id", "score"})`` of a qrels TSV; a header line is skipped."""
     with open(_require_file(path, "qrels file"), encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
@@ -167,61 +215,144 @@ def read_qrels(path: Path) -> dict[str, dict[str, float]]:
                 raise BenchmarkDataError(
                     f"{path}:{lineno}: expected 3 tab-separated columns query-id, corpus-id, score; got {len(parts)}"
                 )
-            qid, doc, raw = parts
-            if lineno == 1 and qid == "query-id":
+            if lineno == 1 and parts[0] == "query-id":
                 continue
-            qrels.setdefault(qid, {})
-            if doc in qrels[qid]:
-                raise BenchmarkDataError(f"{path}:{lineno}: duplicate qrels row for query {qid!r}, document {doc!r}")
-            qrels[qid][doc] = _parse_score(path, lineno, raw)
-    if not qrels:
-        raise BenchmarkDataError(f"{path}: no qrels rows")
-    return qrels
+            yield f"{path}:{lineno}", dict(zip(("query-id", "corpus-id", "score"), parts))
 
 
-def _parse_score(path: Path, lineno: int, raw: str) -> float:
+def _score(where: Location, raw) -> float:
     try:
         value = float(raw)
-    except ValueError:
-        raise BenchmarkDataError(f"{path}:{lineno}: score {raw!r} is not a number") from None
+    except (TypeError, ValueError):
+        raise BenchmarkDataError(f"{where}: score {raw!r} is not a number") from None
     return int(value) if value.is_integer() else value
 
 
-def read_candidates(path: Path) -> dict[str, list[str]]:
-    candidates, seen = {}, {}
-    for lineno, row in iter_jsonl(path, ("query-id", "corpus-ids")):
-        qid = _row_id(path, lineno, row, "query-id", seen)
-        ids = row["corpus-ids"]
-        if not isinstance(ids, list):
-            raise BenchmarkDataError(f"{path}:{lineno}: field 'corpus-ids' must be a list of ids")
-        candidates[qid] = [str(d) for d in dict.fromkeys(ids)]
-    return candidates
+def qrels_table(records: Records, source: str) -> Table:
+    """``{query_id: {doc_id: score}}`` (integer labels stay ints); ``where`` keyed by (query, doc)."""
+    qrels, where = {}, {}
+    for loc, row in records:
+        qid, doc = _id(loc, row, "query-id"), _id(loc, row, "corpus-id")
+        if (qid, doc) in where:
+            raise BenchmarkDataError(
+                f"{loc}: duplicate qrels row for query {qid!r}, document {doc!r} (first at {where[qid, doc]})"
+            )
+        where[qid, doc] = loc
+        qrels.setdefault(qid, {})[doc] = _score(loc, row.get("score"))
+    if not qrels:
+        raise BenchmarkDataError(f"{source}: no qrels rows")
+    return Table(source, qrels, where)
 
 
-def _warn_dangling(source: str, pairs: dict[str, dict] | dict[str, list], queries: dict, corpus: dict) -> None:
-    unknown_q = sum(1 for qid in pairs if qid not in queries)
-    unknown_d = sum(1 for qid, docs in pairs.items() if qid in queries for d in docs if d not in corpus)
-    if unknown_q or unknown_d:
-        warnings.warn(
-            f"{source}: {unknown_q} queries not in queries.jsonl and {unknown_d} rows with documents not in "
-            "corpus.jsonl; they are ignored for ranking",
-            BenchmarkWarning,
-            stacklevel=3,
+def candidates_table(records: Records, source: str) -> Table:
+    """Pools from rows ``{"query-id", "corpus-ids": [...]}`` (local, mteb) or ``{"qid", "pid"}`` (one pair a row);
+    ``where`` keyed by (query, doc)."""
+    pools, where, seen = {}, {}, {}
+    for loc, row in records:
+        if "pid" in row:
+            qid, docs = _id(loc, row, "qid"), [_id(loc, row, "pid")]
+        else:
+            qid, docs = _id(loc, row, "query-id", seen), row.get("corpus-ids")
+            if not isinstance(docs, list):
+                raise BenchmarkDataError(f"{loc}: field 'corpus-ids' must be a list of ids")
+        for doc in map(str, docs):
+            where.setdefault((qid, doc), loc)
+            pools.setdefault(qid, {})[doc] = None
+    return Table(source, {qid: list(docs) for qid, docs in pools.items()}, where)
+
+
+def _warn(found: list[tuple[Location, str]], consequence: str) -> None:
+    """One warning for all ``found`` (location, problem) pairs: the first named, the rest counted."""
+    if found:
+        where, problem = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        warnings.warn(f"{where}: {problem}{more}; {consequence}", BenchmarkWarning, stacklevel=4)
+
+
+def _check_qrels(qrels: Table, queries: Table, corpus: Table) -> None:
+    """Unknown queries are an error; unknown documents a warning (kept in the qrels, as trec_eval does)."""
+    unknown = [qid for qid in qrels.rows if qid not in queries.rows]
+    if unknown:
+        raise BenchmarkDataError(
+            f"{qrels.first(unknown[0])}: query {unknown[0]!r} is not in {queries.source} "
+            f"({len(unknown)} qrels queries are unknown)"
         )
+    missing = [(loc, f"document {doc!r} is not in {corpus.source}")
+               for (_, doc), loc in qrels.where.items() if doc not in corpus.rows]
+    _warn(missing, "such rows stay in the qrels (recall and the nDCG ideal count them) but are never retrieved")
 
 
-def _pools(source: dict[str, list] | dict[str, dict], queries: dict, corpus: dict) -> dict[str, list[str]]:
-    return {qid: [d for d in docs if d in corpus] for qid, docs in source.items() if qid in queries}
-
-
-def _candidates(root: Path, all_queries: dict, queries: dict, corpus: dict) -> dict[str, list[str]] | None:
-    """Pools of the evaluated ``queries`` from ``candidates.jsonl``; unknown ids warned about against all queries."""
-    path = root / "candidates.jsonl"
-    if not path.is_file():
+def _pools(candidates: Table | None, queries: Table, corpus: Table, kept: list[str]) -> dict[str, list[str]] | None:
+    """The evaluated queries' pools, unknown documents dropped; unknown queries or documents warned about once."""
+    if candidates is None:
         return None
-    raw = read_candidates(path)
-    _warn_dangling(str(path), raw, all_queries, corpus)
-    return _pools(raw, queries, corpus)
+    unknown = [
+        (loc, f"query {q!r} is not in {queries.source}" if q not in queries.rows else
+         f"document {d!r} is not in {corpus.source}")
+        for (q, d), loc in candidates.where.items() if q not in queries.rows or d not in corpus.rows
+    ]
+    _warn(unknown, "dropped from the candidate pools")
+    return {q: [d for d in candidates.rows[q] if d in corpus.rows] for q in kept if q in candidates.rows}
+
+
+def build_beir(
+    name: str, corpus: Table, queries: Table, qrels: Table, candidates: Table | None, corpus_key: str
+) -> RetrievalBenchmark:
+    """A checked ``RetrievalBenchmark`` from parsed tables (local files or hub configs alike)."""
+    _check_qrels(qrels, queries, corpus)
+    kept = list(qrels.rows)
+    return RetrievalBenchmark(
+        name=name,
+        corpus=corpus.rows,
+        queries={q: queries.rows[q]["text"] for q in kept},
+        instructions={q: queries.rows[q]["instruction"] for q in kept},
+        qrels=qrels.rows,
+        candidates=_pools(candidates, queries, corpus, kept),
+        corpus_key=corpus_key,
+        pool_from_qrels=all(any(rel <= 0 for rel in qrels.rows[q].values()) for q in kept),
+    )
+
+
+def _check_same_queries(og: Table, changed: Table) -> None:
+    for this, other in ((og, changed), (changed, og)):
+        alone = [qid for qid in this.rows if qid not in other.rows]
+        if alone:
+            raise BenchmarkDataError(
+                f"{this.first(alone[0])}: query {alone[0]!r} has no rows in {other.source} ({len(alone)} such "
+                "queries); the original and changed qrels must judge the same queries"
+            )
+
+
+def build_followir(
+    name: str, corpus: Table, queries: Table, og: Table, changed: Table, candidates: Table | None, corpus_key: str
+) -> FollowIRBenchmark:
+    """A checked ``FollowIRBenchmark`` from parsed tables (local files or hub configs alike)."""
+    _check_qrels(og, queries, corpus)
+    _check_qrels(changed, queries, corpus)
+    _check_same_queries(og, changed)
+    kept = list(og.rows)
+    bench = FollowIRBenchmark(
+        name=name,
+        corpus=corpus.rows,
+        queries={q: queries.rows[q]["text"] for q in kept},
+        instruction_og={q: queries.rows[q]["instruction_og"] for q in kept},
+        instruction_changed={q: queries.rows[q]["instruction_changed"] for q in kept},
+        qrels_og=og.rows,
+        qrels_changed=changed.rows,
+        candidates=_pools(candidates, queries, corpus, kept),
+        corpus_key=corpus_key,
+    )
+    if not any(bench.changed_docs().values()):
+        raise BenchmarkDataError(
+            f"{changed.source}: no document relevant in {og.source} is non-relevant here, so p-MRR is undefined; "
+            "expected the changed instruction to make some relevant documents non-relevant"
+        )
+    return bench
+
+
+def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """A qrels TSV -> ``{query_id: {doc_id: score}}``."""
+    return qrels_table(tsv_qrels_records(Path(path)), str(path)).rows
 
 
 def _split_qrels_path(root: Path, split: str, variant: str | None = None) -> Path:
@@ -236,78 +367,108 @@ def is_followir_folder(root: str | os.PathLike) -> bool:
     return (root / "qrels" / "og.tsv").is_file() or (root / "qrels" / "og").is_dir()
 
 
-def load_beir_folder(root: str | os.PathLike, split: str = "test", name: str | None = None) -> RetrievalBenchmark:
-    """Read a local BEIR-style folder (see the module docstring)."""
+def _folder(root: str | os.PathLike) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise BenchmarkDataError(f"{root}: benchmark folder not found")
-    qrels_path = _split_qrels_path(root, split)
-    corpus = read_corpus(root / "corpus.jsonl")
-    all_queries = read_queries(root / "queries.jsonl", ("instruction",), required=False)
-    qrels = read_qrels(qrels_path)
-    _warn_dangling(str(qrels_path), qrels, all_queries, corpus)
-    queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
-    if not queries:
-        raise BenchmarkDataError(f"{qrels_path}: no qrels row refers to a query in {root / 'queries.jsonl'}")
-    candidates = _candidates(root, all_queries, queries, corpus)
-    return RetrievalBenchmark(
-        name=name or root.name,
-        corpus=corpus,
-        queries={qid: q["text"] for qid, q in queries.items()},
-        instructions={qid: q["instruction"] for qid, q in queries.items()},
-        qrels={qid: qrels[qid] for qid in queries},
-        candidates=candidates,
-        corpus_key=file_digest(root / "corpus.jsonl"),
-        pool_from_qrels=all(any(rel <= 0 for rel in qrels[qid].values()) for qid in queries),
+    return root
+
+
+def _local(path: Path, read, *args) -> Table:
+    return read(jsonl_records(path), str(path), *args)
+
+
+def _local_qrels(path: Path) -> Table:
+    return qrels_table(tsv_qrels_records(path), str(path))
+
+
+def _local_candidates(root: Path) -> Table | None:
+    path = root / "candidates.jsonl"
+    return _local(path, candidates_table) if path.is_file() else None
+
+
+def load_beir_folder(root: str | os.PathLike, split: str = "test", name: str | None = None) -> RetrievalBenchmark:
+    """Read a local BEIR-style folder (see the module docstring)."""
+    root = _folder(root)
+    return build_beir(
+        name or root.name,
+        _local(root / "corpus.jsonl", corpus_table),
+        _local(root / "queries.jsonl", queries_table, ("instruction",), False),
+        _local_qrels(_split_qrels_path(root, split)),
+        _local_candidates(root),
+        file_digest(root / "corpus.jsonl"),
+    )
+
+
+def load_followir_folder(root: str | os.PathLike, split: str = "test", name: str | None = None) -> FollowIRBenchmark:
+    """Read a local FollowIR-format folder (see the module docstring)."""
+    root = _folder(root)
+    return build_followir(
+        name or root.name,
+        _local(root / "corpus.jsonl", corpus_table),
+        _local(root / "queries.jsonl", queries_table, FOLLOWIR_FIELDS, True),
+        _local_qrels(_split_qrels_path(root, split, "og")),
+        _local_qrels(_split_qrels_path(root, split, "changed")),
+        _local_candidates(root),
+        file_digest(root / "corpus.jsonl"),
     )
 
 
 def qrels_pools(bench: RetrievalBenchmark) -> dict[str, list[str]]:
     """Each query's judged documents that exist in the corpus (BIRCO: the pool to rerank)."""
-    return _pools(bench.qrels, bench.queries, bench.corpus)
+    return {qid: [d for d in docs if d in bench.corpus] for qid, docs in bench.qrels.items() if qid in bench.queries}
 
 
-def load_followir_folder(root: str | os.PathLike, split: str = "test", name: str | None = None) -> FollowIRBenchmark:
-    """Read a local FollowIR-format folder (see the module docstring)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise BenchmarkDataError(f"{root}: benchmark folder not found")
-    corpus = read_corpus(root / "corpus.jsonl")
-    fields = ("instruction_og", "instruction_changed")
-    all_queries = read_queries(root / "queries.jsonl", fields, required=True)
-    og_path, changed_path = _split_qrels_path(root, split, "og"), _split_qrels_path(root, split, "changed")
-    qrels_og, qrels_changed = read_qrels(og_path), read_qrels(changed_path)
-    _warn_dangling(str(og_path), qrels_og, all_queries, corpus)
-    queries = {qid: all_queries[qid] for qid in qrels_og if qid in all_queries}
-    if not queries:
-        raise BenchmarkDataError(f"{og_path}: no qrels row refers to a query in {root / 'queries.jsonl'}")
-    return FollowIRBenchmark(
-        name=name or root.name,
-        corpus=corpus,
-        queries={qid: q["text"] for qid, q in queries.items()},
-        instruction_og={qid: q["instruction_og"] for qid, q in queries.items()},
-        instruction_changed={qid: q["instruction_changed"] for qid, q in queries.items()},
-        qrels_og={qid: qrels_og[qid] for qid in queries},
-        qrels_changed={qid: qrels_changed.get(qid, {}) for qid in queries},
-        candidates=_candidates(root, all_queries, queries, corpus),
-        corpus_key=file_digest(root / "corpus.jsonl"),
+def _hub(name: str, config: str | None, read, *args, split: str | None = None) -> Table:
+    source = f"{name} ({config or 'default'})"
+    try:
+        rows = hub.table(name, config, split)
+    except LookupError as err:  # the split is missing: say which ones exist
+        raise BenchmarkDataError(f"{source}: {err}") from None
+    return read(((f"{source} row {i}", row) for i, row in enumerate(rows)), source, *args)
+
+
+def load_hub_benchmark(
+    name: str, split: str = "test", fmt: str = "auto", display_name: str | None = None
+) -> RetrievalBenchmark | FollowIRBenchmark:
+    """A hub dataset in the FollowIR or BEIR layout (``infembed.eval.hub``), checked like a local folder."""
+    try:
+        configs = hub.config_names(name)
+    except Exception as err:  # noqa: BLE001 -- offline, unknown name, no permission: say which dataset and why
+        raise BenchmarkDataError(f"{name}: cannot read this hub dataset ({type(err).__name__}: {err})") from None
+    label = display_name or name.split("/")[-1]
+    corpus = _hub(name, "corpus", corpus_table)
+    if fmt == "followir" or (fmt == "auto" and "qrels_og" in configs):
+        return build_followir(
+            label,
+            corpus,
+            _hub(name, "queries", queries_table, FOLLOWIR_FIELDS, True),
+            _hub(name, "qrels_og", qrels_table, split=split),
+            _hub(name, "qrels_changed", qrels_table, split=split),
+            _hub(name, "top_ranked", candidates_table) if "top_ranked" in configs else None,
+            f"hub:{name}",
+        )
+    return build_beir(
+        label,
+        corpus,
+        _hub(name, "queries", queries_table, ("instruction",), False),
+        _hub(name, None, qrels_table, split=split),
+        None,
+        f"hub:{name}",
     )
 
 
 def load_benchmark(
     path: str, split: str = "test", fmt: str = "auto", name: str | None = None
 ) -> RetrievalBenchmark | FollowIRBenchmark:
-    """A local folder (``fmt``: ``auto`` detects FollowIR by ``qrels/og.tsv``) or a hub dataset name."""
+    """A local folder (``fmt``: ``auto`` detects FollowIR by ``qrels/og.tsv``) or a hub dataset ``org/name``."""
     if fmt not in ("auto", "beir", "followir"):
         raise ValueError(f"benchmark format {fmt!r}: expected 'auto', 'beir' or 'followir'")
-    if Path(path).is_dir():
-        followir = fmt == "followir" or (fmt == "auto" and is_followir_folder(path))
-        return (load_followir_folder if followir else load_beir_folder)(path, split, name)
-    if "/" in path and not Path(path).exists() and not path.startswith((".", "/")):
-        from infembed.eval.hub import load_hub_benchmark
-
+    if is_hub_id(path):
         return load_hub_benchmark(path, split, fmt, name)
-    raise BenchmarkDataError(f"{path}: benchmark folder not found (and not a hub dataset name 'org/name')")
+    root = _folder(path)
+    followir = fmt == "followir" or (fmt == "auto" and is_followir_folder(root))
+    return (load_followir_folder if followir else load_beir_folder)(root, split, name)
 
 
 __all__ = [
@@ -315,12 +476,14 @@ __all__ = [
     "BenchmarkWarning",
     "FollowIRBenchmark",
     "RetrievalBenchmark",
+    "build_beir",
+    "build_followir",
     "is_followir_folder",
     "load_beir_folder",
     "load_benchmark",
     "load_followir_folder",
+    "load_hub_benchmark",
+    "passage_text",
     "qrels_pools",
-    "read_corpus",
     "read_qrels",
-    "read_queries",
 ]

@@ -1,73 +1,161 @@
-"""Expose a BiEncoder as an ``mteb`` encoder (optional dependency: ``pip install mteb``), so FollowIR, InstructIR,
-MAIR and BRIGHT run through mteb::
+"""A BiEncoder as an mteb 2 encoder, so any mteb task runs with the project's own text handling (FollowIR included).
 
     import mteb
     from infembed.eval.mteb_adapter import MTEBEncoder
-    model = MTEBEncoder(encoder)                       # encoder: BiEncoder, e.g. a checkpoint's
-    mteb.MTEB(tasks=mteb.get_tasks(tasks=["Robust04InstructionRetrieval"])).run(model)
+    model = MTEBEncoder(encoder, name="infembed/minilm")       # encoder: BiEncoder, e.g. a checkpoint's
+    mteb.evaluate(model, mteb.get_benchmark("FollowIR").tasks)
 
-mteb tells queries from passages with ``prompt_type`` (``PromptType.query`` / ``PromptType.document``, or the strings
-``"query"`` / ``"document"``/``"passage"``); queries go through the pair template with the ``instruction`` mteb
-passes (empty when none), passages through ``encode_passages``. Older mteb versions call ``encode_queries`` /
-``encode_corpus`` instead; corpus items may be ``{"title", "text"}`` dicts (joined ``"title text"``).
-Nothing here imports mteb, so the adapter also works with other harnesses using the same calling convention.
+or in one command (a checkpoint, or a plain backbone with the default templates)::
+
+    python -m infembed.eval.mteb_adapter --ckpt CKPT --benchmark FollowIR [--tasks NAME ...] [--out DIR]
+
+mteb 2 protocol (``mteb.models.EncoderProtocol``): ``encode(inputs: DataLoader, *, task_metadata, hf_split,
+hf_subset, prompt_type, **kwargs)`` -> (n, D) array, ``similarity`` / ``similarity_pairwise`` (cosine for a
+normalised encoder, else dot) and ``mteb_model_meta``. Each batch is a dict of lists:
+
+- ``prompt_type=document``: ``title`` (optional) and ``body`` -> ``passage_text(title, body)`` (the same join as the
+  project's benchmark readers) -> ``encode_passages`` (the passage template);
+- otherwise (queries, and symmetric tasks that pass no prompt type): ``query`` and ``instruction`` (empty when the
+  task has none) -> ``encode_pairs`` (the pair template). mteb's own ``text`` column, query + " " + instruction,
+  is not used: the pair template decides where the instruction goes. Task-level prompts are not used.
+
+The model meta's revision is the encoder's weight fingerprint, so mteb's result cache never serves one checkpoint's
+scores for another of the same name.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
 
+import mteb
 import numpy as np
+import torch
+from mteb.models import ModelMeta
+from mteb.types import PromptType
 
-PASSAGE_TYPES = {"document", "passage", "corpus"}
-
-
-def _prompt_kind(prompt_type) -> str:
-    value = getattr(prompt_type, "value", prompt_type)
-    return "passage" if value is not None and str(value).lower() in PASSAGE_TYPES else "query"
+from infembed.eval.benchmarks import passage_text
 
 
-def _doc_text(item) -> str:
-    if isinstance(item, dict):
-        title = (item.get("title") or "").strip()
-        return f"{title} {item.get('text', '')}".strip() if title else item.get("text", "")
-    return item
+def model_meta(encoder, name: str) -> ModelMeta:
+    """mteb's ``ModelMeta`` of ``encoder``: ``name`` ("org/model", e.g. "infembed/<model preset>"), sizes, lengths."""
+    text = encoder.text
+    return ModelMeta(
+        loader=None,
+        name=name,
+        revision=encoder.fingerprint()[:16],
+        release_date=None,
+        languages=None,
+        n_parameters=sum(p.numel() for p in encoder.parameters()),
+        memory_usage_mb=None,
+        max_tokens=max(text.max_pair_length, text.max_passage_length),
+        embed_dim=encoder.dim,
+        license=None,
+        open_weights=None,
+        public_training_code=None,
+        public_training_data=None,
+        framework=["PyTorch"],
+        similarity_fn_name="cosine" if encoder.normalize else "dot",
+        use_instructions=True,
+        training_datasets=None,
+        adapted_from=encoder.backbone_name,
+    )
+
+
+def _columns(batches: Iterable[dict], *keys: str) -> dict[str, list]:
+    """Concatenate the named columns of a DataLoader's dict batches (a column absent from a batch is skipped)."""
+    out: dict[str, list] = {key: [] for key in keys}
+    for batch in batches:
+        for key in keys:
+            out[key].extend(batch.get(key, ()))
+    return out
+
+
+def _matrix(embeddings) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(embeddings), dtype=torch.float32).reshape(-1, np.shape(embeddings)[-1])
 
 
 class MTEBEncoder:
-    """Adapter with ``encode(sentences, *, task_name=None, prompt_type=None, instruction=None, **kwargs)``."""
+    """mteb 2 encoder over a ``BiEncoder`` (see the module docstring)."""
 
-    def __init__(self, encoder, batch_size: int = 64, show_progress: bool = False):
-        self.encoder = encoder
+    def __init__(self, encoder, name: str | None = None, batch_size: int = 64):
+        self.model = encoder
         self.batch_size = batch_size
-        self.show_progress = show_progress
-        self.model_card_data = {"model_name": getattr(encoder, "backbone_name", "infembed")}
+        self.mteb_model_meta = model_meta(encoder, name or f"infembed/{encoder.name}")
 
-    def encode(
-        self,
-        sentences: Sequence,
-        *,
-        task_name: str | None = None,
-        prompt_type=None,
-        instruction: str | None = None,
-        batch_size: int | None = None,
-        **kwargs,
-    ) -> np.ndarray:
-        """(n, D) float32 array: passages when ``prompt_type`` is document/passage, else query+instruction pairs."""
-        batch_size = batch_size or self.batch_size
-        if _prompt_kind(prompt_type) == "passage":
-            texts = [_doc_text(s) for s in sentences]
-            emb = self.encoder.encode_passages(texts, batch_size=batch_size, show_progress=self.show_progress)
+    def encode(self, inputs, *, task_metadata=None, hf_split=None, hf_subset=None, prompt_type=None, **kwargs):
+        """(n, D) float32 array, in input order: passages for ``PromptType.document``, else query-instruction pairs."""
+        batch_size = kwargs.get("batch_size") or self.batch_size
+        show = bool(kwargs.get("show_progress_bar", False))
+        if prompt_type == PromptType.document:
+            cols = _columns(inputs, "body", "title", "text")
+            bodies = cols["body"] or cols["text"]
+            titles = cols["title"] if len(cols["title"]) == len(bodies) else [""] * len(bodies)
+            texts = [passage_text(t, b) for t, b in zip(titles, bodies)]
+            emb = self.model.encode_passages(texts, batch_size=batch_size, show_progress=show)  # (n, D)
         else:
-            instructions = [instruction or ""] * len(sentences)
-            emb = self.encoder.encode_pairs(list(sentences), instructions, batch_size=batch_size,
-                                            show_progress=self.show_progress)
+            cols = _columns(inputs, "query", "instruction", "text")
+            queries = cols["query"] or cols["text"]
+            instructions = cols["instruction"] if len(cols["instruction"]) == len(queries) else [""] * len(queries)
+            emb = self.model.encode_pairs(queries, instructions, batch_size=batch_size, show_progress=show)  # (n, D)
         return emb.numpy()
 
-    def encode_queries(self, queries: Sequence[str], **kwargs) -> np.ndarray:
-        return self.encode(queries, prompt_type="query", **kwargs)
+    def _pair(self, embeddings1, embeddings2) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = _matrix(embeddings1), _matrix(embeddings2)  # (n1, D), (n2, D)
+        if self.model.normalize:  # cosine; a dot product otherwise
+            a, b = torch.nn.functional.normalize(a, dim=-1), torch.nn.functional.normalize(b, dim=-1)
+        return a, b
 
-    def encode_corpus(self, corpus: Sequence, **kwargs) -> np.ndarray:
-        return self.encode(corpus, prompt_type="document", **kwargs)
+    def similarity(self, embeddings1, embeddings2) -> torch.Tensor:
+        """(n1, D) x (n2, D) -> (n1, n2): cosine when the encoder normalises, else the dot product."""
+        a, b = self._pair(embeddings1, embeddings2)
+        return a @ b.T  # (n1, n2)
+
+    def similarity_pairwise(self, embeddings1, embeddings2) -> torch.Tensor:
+        """(n, D), (n, D) -> (n,): the diagonal of ``similarity``."""
+        a, b = self._pair(embeddings1, embeddings2)
+        return (a * b).sum(-1)  # (n,)
 
 
-__all__ = ["MTEBEncoder"]
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infembed.eval.mteb_adapter", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ckpt", help="a Lightning checkpoint of infembed's RetrievalModule")
+    source.add_argument("--model", help="a backbone (hub name or local folder) with the default templates")
+    parser.add_argument("--name", default=None, help="model name in mteb's results (default: infembed/<preset name>)")
+    parser.add_argument("--benchmark", default=None, help="an mteb benchmark, e.g. FollowIR")
+    parser.add_argument("--tasks", nargs="*", default=[], help="mteb task names, e.g. Robust04InstructionRetrieval")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", default=None, help="mteb result cache folder (default: mteb's, ~/.cache/mteb)")
+    args = parser.parse_args(argv)
+    if not args.benchmark and not args.tasks:
+        parser.error("give --benchmark NAME or --tasks NAME [NAME ...]")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.ckpt:
+        from infembed.models.checkpoint import load_encoder
+
+        encoder = load_encoder(args.ckpt)
+    else:
+        from infembed.models.encoder import BiEncoder
+
+        encoder = BiEncoder(args.model, name=Path(args.model).stem)
+    name = args.name or f"infembed/{encoder.name}"
+    tasks = list(mteb.get_benchmark(args.benchmark).tasks) if args.benchmark else []
+    tasks += list(mteb.get_tasks(tasks=args.tasks)) if args.tasks else []
+    cache = mteb.ResultCache(args.out) if args.out else None
+    kwargs = {"cache": cache} if cache else {}
+    results = mteb.evaluate(MTEBEncoder(encoder, name, args.batch_size), tasks, **kwargs)
+    for task_result in results.task_results:
+        print(f"{task_result.task_name}: {task_result.get_score():.4f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["MTEBEncoder", "model_meta"]

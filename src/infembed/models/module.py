@@ -111,4 +111,5 @@ class RetrievalModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """What rebuilds the encoder on another machine (see :mod:`infembed.models.checkpoint`)."""
-        checkpoint[KEY] = {"encoder": encoder_record(self.encoder), "loss": self.loss_fn.extra_repr()}
+        loss = {"name": self.loss_fn.name, "temperature": self.loss_fn.temperature}
+        checkpoint[KEY] = {"encoder": encoder_record(self.encoder), "loss": loss}

