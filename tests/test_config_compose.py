@@ -23,8 +23,10 @@ GROUPS = {
     if group.is_dir() and group.name not in {"hydra", "paths"}
 }
 OPTIONS = [(g, o) for g, options in GROUPS.items() for o in options]
-REQUIRED = {("benchmark", "birco"): ["benchmark.root=/data/birco"]}  # the user must say where the data is
-
+REQUIRED = {  # the user must say where the data is
+    ("benchmark", "birco"): ["benchmark.root=/data/birco"],
+    ("experiment", "birco_minilm"): ["benchmark.root=/data/birco"],
+}
 
 def compose_train(overrides, tmp_path):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -128,3 +128,16 @@ def test_wandb_logger_groups_and_tags_sweep_runs():
     assert logger["group"] == "loss_ablation" and logger["job_type"] == "train" and logger["offline"] is True
     assert {"loss=uni_p_i", f"global_batch={cfg.data.global_batch_size}", "task=train"} <= set(logger["tags"])
     assert any(tag.startswith("model=") for tag in logger["tags"])
+
+
+@pytest.mark.parametrize("experiment", ["loss_ablation_minilm", "loss_ablation_tiny"])
+def test_experiments_are_diffs_over_their_sweep(experiment):
+    """An experiment selects its sweep and wins over it (experiment_name, sweep dir), and its jobs keep its diff."""
+    cfg = compose_hydra([f"experiment={experiment}"])
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and cfg.experiment_name == experiment
+    jobs = [job for batch in expand(cfg, []) for job in batch]
+    assert len(jobs) == 11
+    job_cfg = compose_hydra([f"experiment={experiment}", *jobs[0]])
+    assert job_cfg.experiment_name == experiment and job_cfg.loss.name == jobs[0][0].split("=", 1)[1]
+    if experiment == "loss_ablation_tiny":
+        assert job_cfg.model.name == "tiny" and job_cfg.trainer.max_steps == 500

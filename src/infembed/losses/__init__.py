@@ -6,9 +6,17 @@
 """
 from infembed.losses.distributed import UnequalShardError
 from infembed.losses.module import InfEmbedLoss, LossInputError, LossOutput
-from infembed.losses.registry import LOSS_NAMES, LOSS_REGISTRY, UnknownLossError, build_loss
+from infembed.losses.registry import (
+    LOSS_CLASSES,
+    LOSS_NAMES,
+    LOSS_REGISTRY,
+    UnknownLossError,
+    build_loss,
+    formula_table,
+)
 
 __all__ = [
+    "LOSS_CLASSES",
     "LOSS_NAMES",
     "LOSS_REGISTRY",
     "InfEmbedLoss",
@@ -17,4 +25,5 @@ __all__ = [
     "UnequalShardError",
     "UnknownLossError",
     "build_loss",
+    "formula_table",
 ]
