@@ -117,3 +117,16 @@ def test_config_errors(tmp_path):
         evaluate_from_config(enc, {"path": str(tmp_path / "t"), "mode": "dense"}, None, show_progress=False)
     with pytest.raises(ValueError, match="retrieval backend"):
         retrieve(["q"], torch.ones(1, 2), ["d"], torch.ones(1, 2), 1, backend="annoy")
+
+
+def test_heldout_rows_are_checked_by_the_training_schema(tmp_path):
+    from infembed.data.schema import DataError
+    from infembed.eval import read_heldout
+
+    make_heldout(tmp_path / "heldout.jsonl")
+    rows = (tmp_path / "heldout.jsonl").read_text().splitlines()
+    broken = json.loads(rows[1])
+    del broken["instruction_negative"]
+    (tmp_path / "heldout.jsonl").write_text("\n".join([rows[0], json.dumps(broken), *rows[2:]]) + "\n")
+    with pytest.raises(DataError, match=r"heldout.jsonl.*line 2.*instruction_negative"):
+        read_heldout(tmp_path / "heldout.jsonl")

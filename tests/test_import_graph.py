@@ -1,7 +1,7 @@
 """Imports run one way (architecture.md): no cycle inside the package, and the layers only look down.
 
-    run.py → pipeline → models → {encoder, losses → kernels};  data, eval, report stand apart;
-    errors, text, hub_ids are leaves everyone may use.
+    run.py → pipeline → models → {encoder, losses → kernels};  data, eval, report stand apart (eval reads
+    InF-IR rows through data.schema, the one row validator); errors, text, hub_ids are leaves everyone may use.
 """
 import ast
 from pathlib import Path
@@ -14,7 +14,7 @@ FORBIDDEN = {
     "infembed.losses": ("infembed.models", "infembed.data", "infembed.eval", "infembed.pipeline"),
     "infembed.models": ("infembed.pipeline", "infembed.report"),
     "infembed.data": ("infembed.models", "infembed.losses", "infembed.eval", "infembed.pipeline", "infembed.report"),
-    "infembed.eval": ("infembed.pipeline", "infembed.report", "infembed.data"),
+    "infembed.eval": ("infembed.pipeline", "infembed.report", "infembed.data.datamodule", "infembed.data.collator"),
     "infembed.report": ("infembed.pipeline", "infembed.models", "infembed.data"),
     "infembed.errors": ("infembed.",),
     "infembed.text": ("infembed.models", "infembed.data", "infembed.eval", "infembed.pipeline"),

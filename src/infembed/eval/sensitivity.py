@@ -13,24 +13,14 @@ from pathlib import Path
 
 import torch
 
+from infembed.data.schema import validate_row
 from infembed.eval.benchmarks import BenchmarkDataError, iter_jsonl
-
-HELDOUT_FIELDS = ("query_positive", "query_negative", "instruction_positive", "instruction_negative")
 
 
 def read_heldout(path: str | os.PathLike) -> list[dict[str, str]]:
-    """InF-IR rows (``document`` accepted for ``document_positive``); only the fields the check needs are kept."""
+    """InF-IR rows, validated by the training schema (:func:`infembed.data.schema.validate_row`)."""
     path = Path(path)
-    rows = []
-    for lineno, row in iter_jsonl(path, HELDOUT_FIELDS):
-        passage = row.get("document_positive", row.get("document"))
-        if passage is None:
-            raise BenchmarkDataError(f"{path}:{lineno}: missing field 'document_positive' (or its alias 'document')")
-        entry = {key: row[key] for key in HELDOUT_FIELDS} | {"document_positive": passage}
-        for key, value in entry.items():
-            if not isinstance(value, str) or not value.strip():
-                raise BenchmarkDataError(f"{path}:{lineno}: field {key!r} must be a non-empty string")
-        rows.append(entry)
+    rows = [validate_row(row, str(path), f"line {lineno}") for lineno, row in iter_jsonl(path, ())]
     if not rows:
         raise BenchmarkDataError(f"{path}: no rows")
     return rows
