@@ -26,8 +26,13 @@ def run(*overrides, cwd):
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
+    """One smoke training run that also evaluates a second benchmark (a small FollowIR folder) before and after."""
+    from infembed.data.synthetic import generate
+
     cwd = tmp_path_factory.mktemp("smoke")
-    result = run("debug=smoke", f"hydra.run.dir={cwd}/run", cwd=cwd)
+    followir = generate(cwd / "other", train_rows=5, eval_queries=4)["followir"]
+    result = run("debug=smoke", "benchmark=followir", f"benchmark.path={followir}", "benchmark.name=other",
+                 f"hydra.run.dir={cwd}/run", cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd, result
 
@@ -38,6 +43,8 @@ def test_smoke_run_trains_evaluates_and_writes_results(smoke):
     per_query = json.loads((cwd / "run" / "per_query.json").read_text())
     assert metrics["task"] == "train" and metrics["config"]["loss"]["name"] == "multi_p_i"
     for stage in ("before", "after"):
+        assert set(metrics[stage]) == {"synthetic", "other"}  # the held-out topics and the configured benchmark
+        assert "p-mrr" in metrics[stage]["other"] and 0 < len(per_query[stage]["other"]["p-mrr"]) <= 4
         values = metrics[stage]["synthetic"]
         assert set(values) == METRICS
         assert -1.0 <= values["p-mrr"] <= 1.0 and 0.0 <= values["instruction_sensitivity"] <= 1.0
