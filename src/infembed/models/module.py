@@ -25,6 +25,7 @@ from infembed.losses import InfEmbedLoss
 from infembed.models.checkpoint import KEY, encoder_record
 from infembed.models.encoder import BiEncoder
 from infembed.models.schedules import warmup_schedule
+from infembed.models.validation_metrics import ValidationMetrics
 
 if TYPE_CHECKING:
     from infembed.data.collator import TripletBatch
@@ -57,6 +58,7 @@ class RetrievalModule(L.LightningModule):
         self.loss_fn = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.val_metrics = ValidationMetrics()
 
     def embed_batch(self, batch: TripletBatch) -> dict[str, torch.Tensor | None]:
         """Encoder passes for one collated batch -> the loss inputs."""
@@ -77,11 +79,15 @@ class RetrievalModule(L.LightningModule):
         return {"iq": iq, "passages": passages, "iq_swapped": iq_swapped, "swap_mask": swap_mask}
 
     def _step(self, batch: TripletBatch, stage: str) -> torch.Tensor:
-        out = self.loss_fn(**self.embed_batch(batch))
+        embeddings = self.embed_batch(batch)
+        out = self.loss_fn(**embeddings)
         n = batch.num_triplets
         self.log(f"{stage}/loss", out.loss, prog_bar=True, batch_size=n, sync_dist=stage != "train")
         for key, value in out.logs.items():
             self.log(f"{stage}/{key}", value, batch_size=n, sync_dist=stage != "train")
+        if stage == "val":  # retrieval metrics of the validation batches (torchmetrics: synced over ranks)
+            self.val_metrics.update(embeddings["iq"], embeddings["passages"], self.global_rank, self.trainer.world_size)
+            self.log_dict({f"val/{k}": m for k, m in self.val_metrics.metrics().items()}, batch_size=n)
         return out.loss
 
     def training_step(self, batch: TripletBatch, batch_idx: int) -> torch.Tensor:
