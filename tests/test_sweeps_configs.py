@@ -92,14 +92,15 @@ def render_sbatch(monkeypatch, tmp_path: Path, overrides: list[str]) -> tuple[st
 def test_slurm_sbatch_carries_trainer_resources_and_site_settings(monkeypatch, tmp_path):
     script, max_num_timeout = render_sbatch(monkeypatch, tmp_path, [
         "trainer=ddp", "trainer.num_nodes=2", "slurm.partition=gpu-long", "slurm.account=proj", "slurm.qos=high",
-        "slurm.constraint=h100", "slurm.timeout_min=90", "slurm.mem_gb=128", "slurm.cpus_per_task=12",
+        "slurm.constraint=h100", "slurm.timeout_min=90", "slurm.mem_per_gpu=80G", "slurm.cpus_per_task=12",
         "slurm.setup=[module load cuda]",
     ])
     lines = set(script.splitlines())
-    for flag in ("nodes=2", "ntasks-per-node=4", "gpus-per-node=4", "cpus-per-task=12", "mem=128GB", "time=90",
+    for flag in ("nodes=2", "ntasks-per-node=4", "gpus-per-node=4", "cpus-per-task=12", "mem-per-gpu=80G", "time=90",
                  "partition=gpu-long", "account=proj", "qos=high", "constraint=h100", "signal=USR2@120",
-                 "array=0-1%2"):
+                 "array=0-1%2", "job-name=loss_ablation"):
         assert f"#SBATCH --{flag}" in lines, flag
+    assert not any(line.startswith("#SBATCH --mem=") for line in lines)  # SLURM refuses --mem with --mem-per-gpu
     assert "module load cuda" in lines
     assert any(line.startswith("srun ") and "submitit.core._submit" in line for line in lines)
     assert max_num_timeout == 3  # requeues after a timeout; preemptions always requeue
@@ -108,11 +109,30 @@ def test_slurm_sbatch_carries_trainer_resources_and_site_settings(monkeypatch, t
 def test_slurm_site_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("INFEMBED_SLURM_PARTITION", "from-env")
     monkeypatch.setenv("INFEMBED_SLURM_TIMEOUT_MIN", "30")
+    monkeypatch.setenv("INFEMBED_SLURM_MEM_PER_GPU", "40G")
     script, _ = render_sbatch(monkeypatch, tmp_path, ["trainer=gpu"])
     lines = set(script.splitlines())
-    assert {"#SBATCH --partition=from-env", "#SBATCH --time=30", "#SBATCH --nodes=1",
+    assert {"#SBATCH --partition=from-env", "#SBATCH --time=30", "#SBATCH --nodes=1", "#SBATCH --mem-per-gpu=40G",
             "#SBATCH --gpus-per-node=1", "#SBATCH --ntasks-per-node=1"} <= lines
     assert not any(line.startswith(("#SBATCH --account", "#SBATCH --qos")) for line in lines)  # unset: omitted
+
+
+def test_slurm_memory_scales_with_gpus_per_node(monkeypatch, tmp_path):
+    """The default per-GPU memory: a 4-GPU node asks for 4 × 64G, a 1-GPU job for 64G (nothing fixed per node)."""
+    for devices in (1, 4):
+        script, _ = render_sbatch(monkeypatch, tmp_path / str(devices), ["trainer=ddp", f"trainer.devices={devices}"])
+        lines = set(script.splitlines())
+        assert {f"#SBATCH --gpus-per-node={devices}", "#SBATCH --mem-per-gpu=64G"} <= lines
+
+
+def test_slurm_cpu_only_job_takes_memory_per_node_and_the_given_name(monkeypatch, tmp_path):
+    script, _ = render_sbatch(monkeypatch, tmp_path, [
+        "trainer=cpu", "hydra.launcher.gpus_per_node=0", "slurm.mem_per_gpu=null", "slurm.mem_gb=96",
+        "experiment_name=my_sweep",
+    ])
+    lines = set(script.splitlines())
+    assert {"#SBATCH --mem=96GB", "#SBATCH --job-name=my_sweep"} <= lines
+    assert not any(line.startswith("#SBATCH --mem-per-gpu") for line in lines)
 
 
 def test_slurm_launcher_resumes_and_leaves_requeue_to_submitit():

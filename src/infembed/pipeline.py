@@ -15,6 +15,7 @@ evaluated on ``benchmark`` and written by the same writer under ``after``.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,7 +63,7 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
     loss = instantiate(cfg.loss)
     datamodule = instantiate(cfg.data, _partial_=True)(text=encoder.text, needs_swaps=loss.needs_swaps)
     module = instantiate(cfg.module, _partial_=True)(encoder=encoder, loss=loss)
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    logger = build_logger(cfg, output_dir)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     try:
@@ -73,9 +75,52 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         stages["after"] = evaluate(cfg, encoder, datamodule.heldout_dir)
-        return report(cfg, output_dir, stages, encoder, logger)
+        payload = report(cfg, output_dir, stages, encoder, logger)
+        log_artifacts(logger, output_dir, trainer.checkpoint_callback)
+        return payload
     finally:
         finish_wandb()
+
+
+def build_logger(cfg: DictConfig, output_dir: Path):
+    """The configured Lightning logger (False without one); an ``id`` or ``name`` key left null (W&B) is filled from
+    the Hydra job: the id hashes the job's output directory, which a requeued or resumed job shares, so W&B
+    continues the same run (``resume: allow``)."""
+    if not cfg.get("logger"):
+        return False
+    job = {"id": job_run_id(output_dir), "name": job_run_name(cfg, output_dir)}
+    return instantiate(cfg.logger, **{k: v for k, v in job.items() if k in cfg.logger and cfg.logger[k] is None})
+
+
+def job_run_id(output_dir: Path) -> str:
+    """12 hex digits of blake2b(absolute output directory): stable across requeues, distinct between jobs."""
+    return hashlib.blake2b(str(output_dir.resolve()).encode(), digest_size=6).hexdigest()
+
+
+def job_run_name(cfg: DictConfig, output_dir: Path) -> str:
+    """``"<experiment_name or task>/<job dir name> <overrides>"``, e.g. ``"loss_ablation/3 loss=uni_p"`` or
+    ``"train/2026-01-31_12-00-00 model=e5_base"`` (overrides as in ``hydra.job.override_dirname``)."""
+    overrides = HydraConfig.get().job.override_dirname if HydraConfig.initialized() else ""
+    return f"{cfg.experiment_name or cfg.task}/{output_dir.name} {overrides}".strip()
+
+
+def log_artifacts(logger, output_dir: Path, checkpoint) -> None:
+    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json) and ``model-<run id>`` (the last
+    checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs keep them for ``wandb sync``;
+    a resumed run adds a new version of each."""
+    if rank_zero_only.rank != 0 or not isinstance(logger, WandbLogger):
+        return
+    import wandb
+
+    run = logger.experiment
+    results = wandb.Artifact(f"results-{run.id}", type="results")
+    for name in ("metrics.json", "per_query.json"):
+        results.add_file(str(output_dir / name))
+    run.log_artifact(results)
+    if checkpoint is not None and checkpoint.last_model_path:
+        model = wandb.Artifact(f"model-{run.id}", type="model")
+        model.add_file(checkpoint.last_model_path, name="model.ckpt")
+        run.log_artifact(model)
 
 
 def evaluate_task(cfg: DictConfig, output_dir: Path) -> dict | None:

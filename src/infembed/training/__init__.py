@@ -1,0 +1,1 @@
+"""Training-loop helpers that plug into the Lightning Trainer (callbacks)."""
