@@ -111,7 +111,9 @@ def test_chunked_rowcol_matches_naive(m, n, d, block, exclude, which):
     )
     w = {"both": w, "row": (w[0], 0 * w[1]), "col": (0 * w[0], w[1])}[which]
     ref, rdq, rdk = _grads(lambda a, b: naive_similarity_lse_rowcol(a, b, 20.0, exclude), q, k, w)
-    got, dq, dk = _grads(lambda a, b: chunked_similarity(a, b, 20.0, exclude, 0, True, False, block)[:2], q, k, w)
+    got, dq, dk = _grads(
+        lambda a, b: chunked_similarity(a, b, 20.0, exclude, 0, True, False, block)[:2], q, k, w
+    )
     finite = [torch.where(torch.isneginf(t), 0.0, t) for t in ref + got]
     torch.testing.assert_close(finite[2:], finite[:2])
     torch.testing.assert_close((dq, dk), (rdq, rdk))
@@ -204,7 +206,9 @@ def test_import_does_not_import_triton():
 
 def test_double_backward_is_refused_not_silently_wrong():
     q, k = _inputs(3, 3, 2, torch.float64)
-    (dq,) = torch.autograd.grad(chunked_similarity(q, k, 2.0, False, 0, False, False)[0].sum(), (q,), create_graph=True)
+    (dq,) = torch.autograd.grad(
+        chunked_similarity(q, k, 2.0, False, 0, False, False)[0].sum(), (q,), create_graph=True
+    )
     with pytest.raises(RuntimeError, match="once_differentiable|not differentiable|does not require grad"):
         dq.sum().backward()
 

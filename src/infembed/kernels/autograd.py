@@ -20,7 +20,9 @@ class SimilarityLSE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, impl, scale, exclude_diagonal, offset, with_col, with_max):
         q_p, k_p = impl.prepare(q, k)
-        row, col, row_max, col_max = impl.forward(q_p, k_p, scale, exclude_diagonal, offset, with_col, with_max)
+        row, col, row_max, col_max = impl.forward(
+            q_p, k_p, scale, exclude_diagonal, offset, with_col, with_max
+        )
         ctx.save_for_backward(q_p, k_p, row, col)
         ctx.impl, ctx.args, ctx.shape, ctx.dtype = impl, (scale, exclude_diagonal, offset), q.shape, q.dtype
         ctx.mark_non_differentiable(*[t for t in (row_max, col_max) if t is not None])

@@ -58,7 +58,7 @@ class ChunkedImpl:
         dtype = compute_dtype(q.dtype)
         q_c, k_c = q.to(dtype), k.to(dtype)
         m, n = q.shape[0], k.shape[0]
-        new = lambda size: torch.full((size,), float("-inf"), dtype=dtype, device=q.device)  # noqa: E731
+        new = lambda size: torch.full((size,), float("-inf"), dtype=dtype, device=q.device)
         row = torch.empty(m, dtype=dtype, device=q.device)  # (M,)
         col = new(n) if with_col else None  # (N,)
         row_max = torch.empty(m, dtype=dtype, device=q.device) if with_max else None  # (M,)

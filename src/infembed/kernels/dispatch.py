@@ -103,9 +103,7 @@ def _triton_ops(device: torch.device, dtype: torch.dtype):
             "(pip install triton, or use backend='chunked')"
         )
     if dtype not in _TRITON_DTYPES:
-        raise KernelInputError(
-            f"q, k: backend 'triton' got dtype {dtype}, expected one of {_TRITON_DTYPES}"
-        )
+        raise KernelInputError(f"q, k: backend 'triton' got dtype {dtype}, expected one of {_TRITON_DTYPES}")
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0").lower() not in ("1", "true"):
         raise BackendUnavailableError(
             f"kernel backend 'triton': tensors are on {device}; Triton needs CUDA "

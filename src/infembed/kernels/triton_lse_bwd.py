@@ -21,7 +21,7 @@ program exactly once: deterministic, no atomics, no read-modify-write of global 
 
 Cost. The S tile is recomputed once per D slice, so a gradient costs (ceil(D / BLOCK_DV) + 1) GEMM-sized
 passes: 2 when D ≤ BLOCK_DV (flash-attention's backward), 4 at D = 768 with BLOCK_DV = 256. The tiles in
-triton_ops.BWD_TILES trade that against registers (a wider slice holds more accumulator per thread).
+triton_ops.TILES trade that against registers (a wider slice holds more accumulator per thread).
 """
 
 import triton

@@ -82,7 +82,9 @@ def lse_fwd_kernel(
             if WITH_COL:
                 t_max = tl.max(s, axis=0)  # (BLOCK_N,)
                 c_max = finite(t_max)
-                c_lse = c_max + tl.log(tl.sum(tl.exp(s - c_max[None, :]), axis=0))  # (BLOCK_N,), −inf if empty
+                c_lse = c_max + tl.log(
+                    tl.sum(tl.exp(s - c_max[None, :]), axis=0)
+                )  # (BLOCK_N,), −inf if empty
                 part_ptrs = col_lse_part_ptr + part_row + cols
                 old = tl.load(part_ptrs, mask=cols < N, other=float("-inf"))
                 top = finite(tl.maximum(old, c_lse))

@@ -9,7 +9,7 @@ every dot product) in a fresh, 16-byte-aligned buffer, so loads are vectorised a
 storage offset; gradients are cut back to D by the autograd Function. Kernels are launched under a device
 guard on q's device. Device properties are queried at call time, never at import.
 
-Tiles. On CUDA each kernel tries every tile of FWD_TILES / BWD_TILES at the first call with a given key
+Tiles. On CUDA each kernel tries every tile of TILES (per kernel and input dtype) at the first call with a given key
 (kernel, device, dtype, D, masks), keeps the fastest (``triton.testing.do_bench``) and reuses it; a tile that
 does not fit the device (shared memory, registers) is skipped. The persistent forward grid is the number of
 programs the chosen compiled kernel keeps resident (``resident_programs``: registers, shared memory and threads
@@ -51,11 +51,33 @@ class Tile:
         return {"num_warps": self.num_warps, "num_stages": self.num_stages}
 
 
-# 128×128 tiles, 8 warps, 3–4 stages (tensor-core sized), and the former 64×64, 4 warps as the fallback.
-FWD_TILES = (Tile(128, 128, 64, 8, 3), Tile(128, 128, 64, 8, 4), Tile(64, 64, 64, 4, 2))
-BWD_TILES = (Tile(128, 128, 64, 8, 3, 128), Tile(64, 128, 64, 8, 3, 256), Tile(64, 64, 64, 4, 2, 64))
+# Tensor-core sized tiles first, the former 64×64 shape last as the fallback; every tile compiles for sm_90a
+# without register spills (python -m infembed.kernels.aot). The forward's 128×128 tile needs 16 warps (with 8
+# the column partials push it past 255 registers); fp32 (tf32x3 keeps a high and a low part of each operand)
+# needs narrower tiles, and its backward a 64-wide D slice.
+TILES = {
+    "half": {
+        "fwd": (
+            Tile(128, 128, 64, 16, 3),
+            Tile(128, 64, 64, 8, 3),
+            Tile(128, 64, 64, 8, 4),
+            Tile(64, 64, 64, 4, 2),
+        ),
+        "bwd": (Tile(128, 128, 64, 8, 3, 128), Tile(64, 128, 64, 8, 3, 256), Tile(64, 64, 64, 4, 2, 64)),
+    },
+    "fp32": {
+        "fwd": (Tile(128, 64, 64, 8, 3), Tile(128, 64, 64, 8, 4), Tile(64, 64, 64, 4, 2)),
+        "bwd": (Tile(128, 64, 32, 8, 3, 64), Tile(64, 64, 32, 4, 2, 64)),
+    },
+}
+INTERPRETER_TILE = Tile(32, 32, 32, 4, 1, 32)  # several row, column, D and D-slice blocks on tiny inputs
 _INTERPRETER_PROGRAMS = 2
 _CHOSEN: dict[tuple, tuple[Tile, int]] = {}  # key → (tile, resident programs per SM)
+
+
+def tiles(kernel: str, dtype: torch.dtype) -> tuple[Tile, ...]:
+    """The candidate tiles of ``kernel`` ("fwd" / "bwd") for inputs of ``dtype``."""
+    return TILES["fp32" if dtype == torch.float32 else "half"][kernel]
 
 
 def dot_precision(dtype: torch.dtype, device: torch.device) -> str:
@@ -89,10 +111,13 @@ def _sm_limits(device: torch.device) -> dict:
     }
 
 
-def _fit(tile: Tile, n_rows: int, n_cols: int) -> Tile:
-    """The interpreter tile shrunk to tiny inputs (≥ 16 for tl.dot)."""
-    fit = lambda n, top: min(top, max(16, triton.next_power_of_2(n)))  # noqa: E731
-    return Tile(fit(n_rows, tile.block_m), fit(n_cols, tile.block_n), tile.block_d, 4, 1, tile.block_dv)
+def _interpreter_tile(n_rows: int, n_cols: int) -> Tile:
+    """INTERPRETER_TILE shrunk to tiny inputs (≥ 16 for tl.dot)."""
+    fit = lambda n, top: min(top, max(16, triton.next_power_of_2(n)))
+    t = INTERPRETER_TILE
+    return Tile(
+        fit(n_rows, t.block_m), fit(n_cols, t.block_n), t.block_d, t.num_warps, t.num_stages, t.block_dv
+    )
 
 
 def _select(tiles, key, device, run):
@@ -108,7 +133,7 @@ def _select(tiles, key, device, run):
             per_sm = resident_programs(compiled.n_regs, compiled.metadata.shared, tile.num_warps, sm)
             if per_sm == 0:
                 continue
-            ms = triton.testing.do_bench(lambda: run(tile, per_sm * sm["sms"]), warmup=5, rep=20)
+            ms = triton.testing.do_bench(lambda t=tile, p=per_sm * sm["sms"]: run(t, p), warmup=5, rep=20)
         except (triton.runtime.errors.OutOfResources, triton.runtime.errors.PTXASError):
             continue
         if best is None or ms < best[0]:
@@ -123,10 +148,14 @@ def _select(tiles, key, device, run):
 def _forward(q, k, scale, exclude_diagonal, offset, with_col, with_max):
     """row lse (M,) fp32, col lse (N,) | None, row max (M,) | None, col max (N,) | None of S = scale · q kᵀ."""
     (m, dim), n, dev = q.shape, k.shape[0], q.device
-    f32 = dict(dtype=torch.float32, device=dev)
+    f32 = {"dtype": torch.float32, "device": dev}
     row = torch.empty(m, **f32)  # (M,)
     row_max = torch.empty(m, **f32)  # (M,)
-    consts = dict(EXCLUDE_DIAG=exclude_diagonal, WITH_COL=with_col, PRECISION=dot_precision(q.dtype, dev))
+    consts = {
+        "EXCLUDE_DIAG": exclude_diagonal,
+        "WITH_COL": with_col,
+        "PRECISION": dot_precision(q.dtype, dev),
+    }
 
     def run(tile, programs):
         """Launch with ``programs`` persistent programs (None: compile only); returns the partials."""
@@ -140,10 +169,10 @@ def _forward(q, k, scale, exclude_diagonal, offset, with_col, with_max):
 
     if dev.type == "cuda":
         key = ("fwd", dev, q.dtype, dim, exclude_diagonal, with_col)
-        tile, per_sm = _select(FWD_TILES, key, dev, run)
+        tile, per_sm = _select(tiles("fwd", q.dtype), key, dev, run)
         lse_part, max_part = run(tile, per_sm * _sm_limits(dev)["sms"])
     else:
-        lse_part, max_part = run(_fit(FWD_TILES[-1], m, n), _INTERPRETER_PROGRAMS)
+        lse_part, max_part = run(_interpreter_tile(m, n), _INTERPRETER_PROGRAMS)
     col = torch.logsumexp(lse_part, dim=0) if with_col else None  # (N,)
     col_max = max_part.amax(dim=0) if with_col and with_max else None  # (N,), −inf where all masked
     return row, col, (row_max if with_max else None), col_max
@@ -154,13 +183,13 @@ def _grad_rows(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagonal, offs
     None if absent)."""
     (n_x, dim), n_y, dev = x.shape, y.shape[0], x.device
     dx = torch.empty_like(x)  # (n_x, D), every element written once
-    as_f32 = lambda t: dx if t is None else t.to(torch.float32).contiguous()  # noqa: E731
-    consts = dict(
-        EXCLUDE_DIAG=exclude_diagonal,
-        X_TERM=x_grad is not None,
-        Y_TERM=y_grad is not None,
-        PRECISION=dot_precision(x.dtype, dev),
-    )
+    as_f32 = lambda t: dx if t is None else t.to(torch.float32).contiguous()
+    consts = {
+        "EXCLUDE_DIAG": exclude_diagonal,
+        "X_TERM": x_grad is not None,
+        "Y_TERM": y_grad is not None,
+        "PRECISION": dot_precision(x.dtype, dev),
+    }
     args = (x, y, dx, as_f32(x_lse), as_f32(x_grad), as_f32(y_lse), as_f32(y_grad), n_x, n_y, dim)
     args = (*args, x.stride(0), y.stride(0), dx.stride(0), scale, offset)
 
@@ -172,10 +201,10 @@ def _grad_rows(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagonal, offs
 
     if dev.type == "cuda":
         key = ("bwd", dev, x.dtype, dim, exclude_diagonal, consts["X_TERM"], consts["Y_TERM"])
-        tile, _ = _select(BWD_TILES, key, dev, run)
+        tile, _ = _select(tiles("bwd", x.dtype), key, dev, run)
         run(tile, 1)  # the backward grid is not persistent: every (row block, D slice) is one program
     else:
-        run(_fit(BWD_TILES[-1], n_x, n_y), 1)
+        run(_interpreter_tile(n_x, n_y), 1)
     return dx
 
 
@@ -204,8 +233,16 @@ class TritonImpl:
     def backward(q, k, row, col, g_row, g_col, scale, exclude_diagonal, offset, needs):
         """dq, dk from the saved q, k, row/col lse and the incoming grads (None when absent)."""
         with _device_guard(q.device):
-            dq = _grad_rows(q, k, row, g_row, col, g_col, scale, exclude_diagonal, offset) if needs[0] else None
-            dk = _grad_rows(k, q, col, g_col, row, g_row, scale, exclude_diagonal, -offset) if needs[1] else None
+            dq = (
+                _grad_rows(q, k, row, g_row, col, g_col, scale, exclude_diagonal, offset)
+                if needs[0]
+                else None
+            )
+            dk = (
+                _grad_rows(k, q, col, g_col, row, g_row, scale, exclude_diagonal, -offset)
+                if needs[1]
+                else None
+            )
         return dq, dk
 
 

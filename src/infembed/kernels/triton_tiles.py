@@ -65,8 +65,12 @@ def score_tile(
     for d0 in range(0, dim, BLOCK_D):
         d = d0 + tl.arange(0, BLOCK_D)  # (BLOCK_D,)
         d_ok = d < dim
-        x = tl.load(x_rows + d[None, :], mask=row_ok[:, None] & d_ok[None, :], other=0.0)  # (BLOCK_M, BLOCK_D)
-        y = tl.load(y_rows + d[None, :], mask=col_ok[:, None] & d_ok[None, :], other=0.0)  # (BLOCK_N, BLOCK_D)
+        x = tl.load(
+            x_rows + d[None, :], mask=row_ok[:, None] & d_ok[None, :], other=0.0
+        )  # (BLOCK_M, BLOCK_D)
+        y = tl.load(
+            y_rows + d[None, :], mask=col_ok[:, None] & d_ok[None, :], other=0.0
+        )  # (BLOCK_N, BLOCK_D)
         acc += tile_dot(x, tl.trans(y), PRECISION)
     valid = row_ok[:, None] & col_ok[None, :]  # (BLOCK_M, BLOCK_N)
     if EXCLUDE_DIAG:
