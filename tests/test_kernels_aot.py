@@ -30,3 +30,12 @@ def test_check_flags_spills_misfits_and_missing_wgmma():
     assert any("120 bytes of register spills" in p for p in problems)
     assert any("does not fit" in p for p in problems) and any("expected wgmma" in p for p in problems)
     assert any("bwd bf16: no tile fits" in p for p in problems)
+
+
+def test_resident_programs_is_the_tightest_of_threads_registers_and_shared_memory():
+    h100 = aot.H100
+    assert aot.resident_programs(119, 96 * 1024, 16, h100) == 1  # registers: 16 warps of 120 → 1 program
+    assert aot.resident_programs(144, 32 * 1024, 4, h100) == 3  # registers: 4 warps of 144 (→ 160) → 3
+    assert aot.resident_programs(32, 100 * 1024, 4, h100) == 2  # shared memory: 2 × (100 + 1) KiB ≤ 228 KiB
+    assert aot.resident_programs(16, 0, 8, h100) == 8  # threads: 2048 / 256
+    assert aot.resident_programs(255, 0, 32, h100) == 0  # 32 warps of 256 registers do not fit

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 import triton
+from triton.runtime.errors import OutOfResources, PTXASError
+from triton.testing import do_bench
 
 from infembed.kernels.autograd import SimilarityLSE
 from infembed.kernels.triton_lse_bwd import lse_bwd_kernel
@@ -133,8 +135,8 @@ def _select(tiles, key, device, run):
             per_sm = resident_programs(compiled.n_regs, compiled.metadata.shared, tile.num_warps, sm)
             if per_sm == 0:
                 continue
-            ms = triton.testing.do_bench(lambda t=tile, p=per_sm * sm["sms"]: run(t, p), warmup=5, rep=20)
-        except (triton.runtime.errors.OutOfResources, triton.runtime.errors.PTXASError):
+            ms = do_bench(lambda t=tile, p=per_sm * sm["sms"]: run(t, p), warmup=5, rep=20)
+        except (OutOfResources, PTXASError):
             continue
         if best is None or ms < best[0]:
             best = (ms, tile, per_sm)
