@@ -12,6 +12,7 @@ A block is reduced to two numbers per row: the log-sum-exp of its negative score
 negative in cosine units (for logging; the kernels return the maximum score from the same pass, so logging
 costs no extra pass). Rows with no negative get ``-inf`` for both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -120,4 +121,3 @@ def _instruction_block(view: BatchView) -> BlockScores:
     floor = cos.new_full((cos.shape[0], 1), float("-inf"))  # (n, 1): keeps amax defined when K = 0
     hardest = torch.cat([cos.detach().masked_fill(~mask, float("-inf")), floor], -1).amax(-1)  # (n,)
     return BlockScores(lse=lse, hardest=hardest)
-
