@@ -2,22 +2,31 @@
 register spills, fits, and runs its bf16 products on wgmma (``python -m infembed.kernels.aot`` prints the
 table; ~1.5 min on 2 CPU cores)."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from infembed.kernels import aot
 
 
 @pytest.mark.slow
-def test_every_tile_compiles_for_sm90a_without_spills_and_bf16_uses_wgmma():
-    reports = [
-        aot.compile_tile(kernel, dtype, tile)
-        for dtype in aot.DTYPES
-        for kernel in ("fwd", "bwd")
-        for tile in aot.tiles(kernel, aot.DTYPES[dtype])
-    ]
-    assert aot.check(reports) == []
-    assert all(r.fits and r.spill_bytes == 0 for r in reports)
-    assert {r.mma for r in reports if r.dtype == "bf16"} == {"wgmma"}
+def test_every_tile_compiles_for_sm90a_without_spills_and_bf16_uses_wgmma(tmp_path):
+    """In a fresh process: this one runs the kernels under TRITON_INTERPRET=1, which cannot compile them."""
+    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_DEFAULT_FP_FUSION": "1"}
+    out = tmp_path / "aot.json"
+    cmd = [sys.executable, "-m", "infembed.kernels.aot", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    reports = json.loads(out.read_text())
+    expected = sum(
+        len(aot.tiles(kernel, dtype)) for kernel in ("fwd", "bwd") for dtype in aot.DTYPES.values()
+    )
+    assert len(reports) == expected
+    assert all(r["spill_bytes"] == 0 and r["resident_per_sm"] >= 1 for r in reports)
+    assert {r["mma"] for r in reports if r["dtype"] == "bf16"} == {"wgmma"}
 
 
 def test_check_flags_spills_misfits_and_missing_wgmma():

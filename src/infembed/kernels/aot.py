@@ -1,6 +1,6 @@
 """Ahead-of-time compile check of the Triton kernels for an H100 (sm_90a), no GPU needed.
 
-    python -m infembed.kernels.aot [--dtypes bf16 fp32] [--json OUT.json]
+    python -m infembed.kernels.aot [--dtypes bf16 fp32] [--json OUT.json]     # TRITON_INTERPRET unset or 0
 
 Compiles every tile of triton_ops.TILES, in the heaviest variant each kernel has (forward with
 the column partials and the masked diagonal; backward with both terms), with ``triton.compile`` for
