@@ -16,3 +16,10 @@ def test_benchmark_prints_table_with_ratios_and_real_peak_memory(capsys):
     assert time_ratio == 1.0 and mem_ratio == 1.0
     assert peak_mib >= 4.0  # naive holds at least the one materialised 1024² fp32 matrix
     assert rows["chunked"][0] > 0
+
+
+def test_find_max_doubles_n_up_to_the_cap(capsys):
+    benchmark.main(["--sizes", "128", "--dim", "4", "--repeats", "1", "--shape", "lse", "--find-max", "512"])
+    out = capsys.readouterr().out
+    assert "| naive | 512 | none up to the cap 512 |" in out
+    assert "| chunked | 512 | none up to the cap 512 |" in out

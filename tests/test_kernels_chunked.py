@@ -14,8 +14,8 @@ from infembed.kernels import (
     similarity_lse,
     similarity_lse_rowcol,
 )
-from infembed.kernels.chunked import chunked_similarity_lse, chunked_similarity_lse_rowcol, default_block_rows
-from infembed.kernels.reference import naive_similarity_lse, naive_similarity_lse_rowcol
+from infembed.kernels.chunked import chunked_similarity, default_block_rows
+from infembed.kernels.reference import naive_scores, naive_similarity_lse, naive_similarity_lse_rowcol
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_chunked_matches_naive(m, n, d, block, exclude, offset, dtype):
         lambda a, b: naive_similarity_lse(a.double(), b.double(), 50.0, exclude, offset), q, k, weights
     )
     got, dq, dk = _grads(
-        lambda a, b: chunked_similarity_lse(a, b, 50.0, exclude, offset, block), q, k, weights
+        lambda a, b: chunked_similarity(a, b, 50.0, exclude, offset, False, False, block)[0], q, k, weights
     )
     assert got[0].dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     assert dq.dtype == dtype and dk.dtype == dtype
@@ -111,7 +111,9 @@ def test_chunked_rowcol_matches_naive(m, n, d, block, exclude, which):
     )
     w = {"both": w, "row": (w[0], 0 * w[1]), "col": (0 * w[0], w[1])}[which]
     ref, rdq, rdk = _grads(lambda a, b: naive_similarity_lse_rowcol(a, b, 20.0, exclude), q, k, w)
-    got, dq, dk = _grads(lambda a, b: chunked_similarity_lse_rowcol(a, b, 20.0, exclude, block), q, k, w)
+    got, dq, dk = _grads(
+        lambda a, b: chunked_similarity(a, b, 20.0, exclude, 0, True, False, block)[:2], q, k, w
+    )
     finite = [torch.where(torch.isneginf(t), 0.0, t) for t in ref + got]
     torch.testing.assert_close(finite[2:], finite[:2])
     torch.testing.assert_close((dq, dk), (rdq, rdk))
@@ -119,7 +121,7 @@ def test_chunked_rowcol_matches_naive(m, n, d, block, exclude, which):
 
 def test_chunked_only_one_output_used_gets_right_grad():
     q, k = _inputs(6, 8, 4, torch.float64)
-    (row, _col) = chunked_similarity_lse_rowcol(q, k, 4.0, block_rows=4)
+    row, _col, _, _ = chunked_similarity(q, k, 4.0, False, 0, True, False, block_rows=4)
     dq, dk = torch.autograd.grad(row.sum(), (q, k))
     rq, rk = torch.autograd.grad(naive_similarity_lse(q, k, 4.0).sum(), (q, k))
     torch.testing.assert_close((dq, dk), (rq, rk))
@@ -131,9 +133,10 @@ def test_default_block_rows_respects_budget():
     assert default_block_rows(10**6, 10**9) == 1
 
 
-def test_dispatch_backends_agree_and_auto_is_chunked_on_cpu():
+def test_dispatch_backends_agree_and_auto_is_chunked_on_cpu_and_for_float64():
     assert BACKENDS == ("auto", "naive", "chunked", "triton")
     assert resolve_backend("auto", "cpu") == "chunked"
+    assert resolve_backend("auto", "cuda", torch.float64) == "chunked"  # the kernels take no float64
     assert resolve_backend("naive", torch.device("cpu")) == "naive"
     q, k = _inputs(5, 5, 3)
     torch.testing.assert_close(
@@ -203,6 +206,48 @@ def test_import_does_not_import_triton():
 
 def test_double_backward_is_refused_not_silently_wrong():
     q, k = _inputs(3, 3, 2, torch.float64)
-    (dq,) = torch.autograd.grad(chunked_similarity_lse(q, k, 2.0).sum(), (q,), create_graph=True)
+    (dq,) = torch.autograd.grad(
+        chunked_similarity(q, k, 2.0, False, 0, False, False)[0].sum(), (q,), create_graph=True
+    )
     with pytest.raises(RuntimeError, match="once_differentiable|not differentiable|does not require grad"):
         dq.sum().backward()
+
+
+@pytest.mark.parametrize("backend", ["naive", "chunked"])
+@pytest.mark.parametrize("exclude,offset", [(False, 0), (True, 0), (True, -3)])
+def test_with_max_gives_the_row_and_column_maxima_of_s(backend, exclude, offset):
+    q, k = _inputs(7, 9, 5)
+    s = naive_scores(q.detach(), k.detach(), 20.0, exclude, offset)  # (M, N)
+    lse, row_max = similarity_lse(q, k, 20.0, exclude, backend, offset, with_max=True)
+    torch.testing.assert_close(lse, similarity_lse(q, k, 20.0, exclude, "naive", offset))
+    assert torch.equal(row_max, s.amax(1)) and not row_max.requires_grad
+    q, k = _inputs(6, 6, 4)
+    s = naive_scores(q.detach(), k.detach(), 20.0, exclude)  # (N, N)
+    row, col, row_max, col_max = similarity_lse_rowcol(q, k, 20.0, exclude, backend, with_max=True)
+    torch.testing.assert_close((row, col), similarity_lse_rowcol(q, k, 20.0, exclude, "naive"))
+    assert torch.equal(row_max, s.amax(1)) and torch.equal(col_max, s.amax(0))
+    (row.sum() + col.sum()).backward()  # the maxima ride along without breaking the graph
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+
+
+def test_fully_masked_row_max_is_minus_inf():
+    q, k = _inputs(1, 1, 3)
+    for backend in ("naive", "chunked"):
+        _, row_max = similarity_lse(q, k, 5.0, True, backend, with_max=True)
+        assert torch.isneginf(row_max).all()
+
+
+@pytest.mark.parametrize("backend", ["naive", "chunked"])
+def test_autocast_rounds_inputs_once_then_runs_the_backend_as_on_bf16(backend):
+    """Under bf16 autocast every backend sees the bf16-rounded inputs (and nothing else changes); chunked then
+    keeps fp32 scores (autocast would have rounded them to bf16), and the gradients reach the fp32 leaves."""
+    q, k = _inputs(9, 11, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lse = similarity_lse(q, k, 20.0, True, backend, 2)
+    qb, kb = q.detach().bfloat16(), k.detach().bfloat16()
+    assert torch.equal(lse, similarity_lse(qb, kb, 20.0, True, backend, 2)) and lse.dtype == torch.float32
+    if backend == "chunked":
+        truth = naive_similarity_lse(qb.double(), kb.double(), 20.0, True, 2)
+        torch.testing.assert_close(lse.double(), truth, atol=1e-5, rtol=1e-6)
+    (dq,) = torch.autograd.grad(lse.sum(), (q,))
+    assert dq.dtype == torch.float32

@@ -4,11 +4,13 @@ On a machine without CUDA, conftest.py sets TRITON_INTERPRET=1 before triton is 
 tensors through the interpreter (tiny shapes: it is ~1000× slower than torch). With CUDA they run on the GPU.
 """
 
+import warnings
+
 import pytest
 import torch
 
 from infembed.kernels import similarity_lse, similarity_lse_rowcol
-from infembed.kernels.reference import naive_similarity_lse, naive_similarity_lse_rowcol
+from infembed.kernels.reference import naive_scores, naive_similarity_lse, naive_similarity_lse_rowcol
 
 pytest.importorskip("triton")
 pytestmark = [pytest.mark.kernel, pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")]
@@ -124,3 +126,66 @@ def test_non_contiguous_inputs():
     torch.testing.assert_close(
         similarity_lse(qt, kt, 3.0, backend="triton"), naive_similarity_lse(qt, kt, 3.0), atol=1e-5, rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_with_max_matches_reference_maxima(exclude):
+    """70 rows on 2 persistent programs: the column maxima merge across row blocks like the column lse."""
+    q, k = _inputs(70, 70, 17)
+    row, col, row_max, col_max = similarity_lse_rowcol(q, k, 20.0, exclude, "triton", with_max=True)
+    s = naive_scores(q.detach(), k.detach(), 20.0, exclude)  # (M, N)
+    torch.testing.assert_close((row_max, col_max), (s.amax(1), s.amax(0)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        (row, col), naive_similarity_lse_rowcol(q, k, 20.0, exclude), atol=1e-5, rtol=1e-5
+    )
+    _, lse_max = similarity_lse(q, k, 20.0, True, "triton", -5, with_max=True)
+    s = naive_scores(q.detach(), k.detach(), 20.0, True, -5)
+    torch.testing.assert_close(lse_max, s.amax(1), atol=1e-5, rtol=1e-5)
+
+
+def test_misaligned_storage_and_odd_d_are_padded():
+    """A storage offset of one element and D = 13: the op copies to an aligned, padded buffer."""
+    q, k = _inputs(10, 12, 14)
+    qv, kv = q.detach()[:, 1:], k.detach()[:, 1:]  # (M, 13), (N, 13), data_ptr off by 4 bytes
+    qv.requires_grad_(), kv.requires_grad_()
+    w = _weights(10)
+    got, grads = _value_and_grads(similarity_lse(qv, kv, 3.0, True, "triton", 1), w, qv, kv)
+    ref, rgrads = _value_and_grads(naive_similarity_lse(qv, kv, 3.0, True, 1), w, qv, kv)
+    assert grads[0].shape == (10, 13)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads, rgrads, atol=1e-4, rtol=1e-4)
+
+
+def test_self_check_passes_on_the_real_kernels():
+    from infembed.kernels import triton_ops
+    from infembed.kernels.selfcheck import triton_self_check
+
+    assert triton_self_check(torch.device(DEVICE), triton_ops) is None
+
+
+def test_auto_falls_back_to_chunked_with_one_warning_when_the_self_check_fails(monkeypatch):
+    """auto treats this device as a GPU; the kernels are made to forget the masked diagonal."""
+    from infembed.kernels import dispatch, triton_ops
+
+    monkeypatch.setattr(dispatch, "_TRITON_CHECKED", {})
+    monkeypatch.setattr(dispatch, "_triton_eligible", lambda device, dtype: True)
+    real = triton_ops.triton_similarity
+    monkeypatch.setattr(
+        triton_ops, "triton_similarity", lambda q, k, scale, exclude, *rest: real(q, k, scale, False, *rest)
+    )
+    q, k = _inputs(6, 6, 5)
+    with pytest.warns(RuntimeWarning, match="failed their self-check.*lse error.*using 'chunked'"):
+        assert dispatch.resolve_backend("auto", DEVICE, torch.float32) == "chunked"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second use neither re-checks nor warns
+        got = similarity_lse(q, k, 4.0, True, "auto")
+    assert torch.equal(got, similarity_lse(q, k, 4.0, True, "chunked"))
+    assert dispatch._TRITON_CHECKED == {str(torch.device(DEVICE)): False}
+
+
+def test_auto_uses_triton_when_the_self_check_passes(monkeypatch):
+    from infembed.kernels import dispatch
+
+    monkeypatch.setattr(dispatch, "_TRITON_CHECKED", {})
+    monkeypatch.setattr(dispatch, "_triton_eligible", lambda device, dtype: True)
+    assert dispatch.resolve_backend("auto", DEVICE, torch.bfloat16) == "triton"

@@ -17,6 +17,11 @@ after the warm-up steps:
     to ``/proc/self/clear_refs``), and reports ``VmHWM`` after the timed steps minus ``VmRSS`` before them
     (``/proc/self/status``): every page the steps really touched at their peak, fragmentation included.
 Ratios are to ``naive`` measured in the same invocation.
+
+``--breakdown`` (CUDA): one more step under ``torch.profiler``, and a table of the GPU kernels it ran (total ms
+per kernel name: the triton forward, the dq and dk launches, cuBLAS GEMMs, ...).
+``--find-max N_CAP``: afterwards, per backend, N doubles from the largest ``--sizes`` until a step fails (out of
+memory) or N would pass N_CAP; the largest N that ran is reported.
 """
 
 import argparse
@@ -61,7 +66,15 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(
-    backend: str, n: int, dim: int, dtype: str, device: str, shape: str, repeats: int, warmup: int
+    backend: str,
+    n: int,
+    dim: int,
+    dtype: str,
+    device: str,
+    shape: str,
+    repeats: int,
+    warmup: int,
+    breakdown: bool = False,
 ) -> dict:
     """Median seconds per forward+backward and peak extra bytes, in this process."""
     dev = torch.device(device)
@@ -89,10 +102,32 @@ def measure(
         _sync(dev)
         times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else _proc_status_kib("VmHWM") * 1024
-    return {"backend": backend, "n": n, "time_s": statistics.median(times), "peak_bytes": max(0, peak - base)}
+    result = {
+        "backend": backend,
+        "n": n,
+        "time_s": statistics.median(times),
+        "peak_bytes": max(0, peak - base),
+    }
+    if breakdown and dev.type == "cuda":
+        result["kernels"] = _kernel_times(q, k, backend, shape)
+    return result
 
 
-def _run_worker(args, backend: str, n: int) -> dict:
+def _kernel_times(q, k, backend: str, shape: str) -> list[tuple[str, float]]:
+    """(GPU kernel name, total ms) of one profiled step, longest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        _step(q, k, backend, shape)
+        _sync(q.device)
+    totals = {}
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            totals[event.name] = totals.get(event.name, 0.0) + event.device_time_total / 1e3
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
+def _run_worker(args, backend: str, n: int, repeats: int | None = None) -> dict:
     """``measure`` in a fresh interpreter; an error (e.g. out of memory) is reported, not raised."""
     cmd = [
         sys.executable,
@@ -112,10 +147,10 @@ def _run_worker(args, backend: str, n: int) -> dict:
         "--shape",
         args.shape,
         "--repeats",
-        str(args.repeats),
+        str(repeats or args.repeats),
         "--warmup",
         str(args.warmup),
-    ]
+    ] + (["--breakdown"] if args.breakdown else [])
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(64 * 1024)}  # glibc: blocks ≥ 64 KiB go back on free
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -165,6 +200,8 @@ def _parse(argv):
     parser.add_argument("--shape", choices=SHAPES, default="uni_p_iq")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--breakdown", action="store_true", help="CUDA: per-kernel GPU time of one step")
+    parser.add_argument("--find-max", type=int, metavar="N_CAP", help="largest N ≤ N_CAP each backend runs")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.backends is None:
@@ -186,6 +223,7 @@ def main(argv=None) -> None:
             args.shape,
             args.repeats,
             args.warmup,
+            args.breakdown,
         )
         print(json.dumps(result))
         return
@@ -198,6 +236,27 @@ def main(argv=None) -> None:
     if args.device == "cuda":
         print(f"device: {torch.cuda.get_device_name()}")
     print(_table(results, args))
+    for r in results:
+        if r.get("kernels"):
+            print(f"\n{r['backend']} N={r['n']}: GPU kernels of one step (ms)")
+            print("\n".join(f"  {ms:9.3f}  {name[:100]}" for name, ms in r["kernels"][:10]))
+    if args.find_max:
+        print("\n| backend | largest N that ran (≤ cap) | first failure |\n|---|---|---|")
+        for backend in args.backends:
+            largest, failure = _find_max(args, backend)
+            print(f"| {backend} | {largest or 'none'} | {failure} |")
+
+
+def _find_max(args, backend: str) -> tuple[int | None, str]:
+    """Double N from the largest --sizes until a step fails or N passes --find-max; (largest N, why it stopped)."""
+    n, largest = max(args.sizes), None
+    while n <= args.find_max:
+        result = _run_worker(args, backend, n, repeats=1)
+        print(f"  find-max: {backend} N={n}: {result.get('error', 'ok')}", file=sys.stderr, flush=True)
+        if "error" in result:
+            return largest, f"N={n}: {result['error']}"
+        largest, n = n, 2 * n
+    return largest, f"none up to the cap {args.find_max}"
 
 
 if __name__ == "__main__":

@@ -1,34 +1,63 @@
-"""Public entry points: validate inputs, pick a backend, call it.
+"""Public entry points: validate inputs, apply the precision policy, pick a backend, call it.
 
 Backends: ``naive`` (reference.py, materialises S), ``chunked`` (chunked.py, row blocks, pure torch),
 ``triton`` (triton_ops.py, fused kernels; imported lazily so ``import infembed.kernels`` never imports
-triton), ``auto`` (triton on CUDA when triton is importable, chunked elsewhere).
+triton), ``auto``: triton on CUDA for fp32/bf16/fp16 when triton is importable and passed its one-time
+self-check on that device (selfcheck.py), chunked otherwise (CPU, float64, or a failed check, with one
+warning). Precision: precision.py (under autocast every backend sees inputs rounded to the autocast dtype and
+runs with autocast off; outputs float32, float64 for float64 inputs).
 """
 
 import importlib.util
 import math
 import os
+import warnings
 
 import torch
 
-from infembed.kernels.chunked import chunked_similarity_lse, chunked_similarity_lse_rowcol
+from infembed.kernels.chunked import chunked_similarity
 from infembed.kernels.errors import BackendUnavailableError, KernelInputError
-from infembed.kernels.reference import naive_similarity_lse, naive_similarity_lse_rowcol
+from infembed.kernels.precision import autocast_inputs
+from infembed.kernels.reference import naive_similarity
+from infembed.kernels.selfcheck import triton_self_check
 
 BACKENDS = ("auto", "naive", "chunked", "triton")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_TRITON_CHECKED: dict[str, bool] = {}  # str(device) → passed the self-check
 
 
-def resolve_backend(backend: str, device) -> str:
-    """The concrete backend for ``backend`` on ``device``: auto → triton on CUDA (triton importable), else
-    chunked."""
+def _triton_eligible(device: torch.device, dtype) -> bool:
+    """auto may use triton: a CUDA device, a dtype the kernels take, triton importable."""
+    kernel_dtype = dtype is None or dtype in _TRITON_DTYPES
+    return device.type == "cuda" and kernel_dtype and importlib.util.find_spec("triton") is not None
+
+
+def _triton_verified(device: torch.device) -> bool:
+    """The self-check's verdict for ``device``, run once; a failure warns once and selects chunked there."""
+    key = str(device)
+    if key not in _TRITON_CHECKED:
+        failure = triton_self_check(device, _triton_ops(device, torch.float32))
+        if failure is not None:
+            warnings.warn(
+                f"kernel backend 'auto': the triton kernels failed their self-check on {device} ({failure}); "
+                "using 'chunked' on this device",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        _TRITON_CHECKED[key] = failure is None
+    return _TRITON_CHECKED[key]
+
+
+def resolve_backend(backend: str, device, dtype: torch.dtype | None = None) -> str:
+    """The concrete backend for ``backend`` on ``device`` (and input ``dtype``): auto → triton where eligible
+    and self-checked, else chunked."""
     if backend not in BACKENDS:
         raise KernelInputError(f"kernel backend: got {backend!r}, expected one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    on_cuda = torch.device(device).type == "cuda"
-    return "triton" if on_cuda and importlib.util.find_spec("triton") is not None else "chunked"
+    device = torch.device(device)
+    return "triton" if _triton_eligible(device, dtype) and _triton_verified(device) else "chunked"
 
 
 def _check_scale(scale) -> float:
@@ -66,20 +95,18 @@ def _check_inputs(q, k):
         )
 
 
-def _triton_ops(q):
+def _triton_ops(device: torch.device, dtype: torch.dtype):
     """The triton backend module, imported now; clear errors where it cannot run."""
     if importlib.util.find_spec("triton") is None:
         raise BackendUnavailableError(
             "kernel backend 'triton': the triton package is not installed "
             "(pip install triton, or use backend='chunked')"
         )
-    if q.dtype not in _TRITON_DTYPES:
-        raise KernelInputError(
-            f"q, k: backend 'triton' got dtype {q.dtype}, expected one of {_TRITON_DTYPES}"
-        )
-    if q.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0").lower() not in ("1", "true"):
+    if dtype not in _TRITON_DTYPES:
+        raise KernelInputError(f"q, k: backend 'triton' got dtype {dtype}, expected one of {_TRITON_DTYPES}")
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0").lower() not in ("1", "true"):
         raise BackendUnavailableError(
-            f"kernel backend 'triton': tensors are on {q.device}; Triton needs CUDA "
+            f"kernel backend 'triton': tensors are on {device}; Triton needs CUDA "
             "tensors, or TRITON_INTERPRET=1 set before triton is imported (CPU, slow)"
         )
     from infembed.kernels import triton_ops
@@ -87,29 +114,41 @@ def _triton_ops(q):
     return triton_ops
 
 
-def similarity_lse(q, k, scale, exclude_diagonal=False, backend="auto", diagonal_offset=0):
+def _similarity(q, k, scale, exclude_diagonal, offset, with_col, with_max, backend):
+    """(row, col | None, row max | None, col max | None) from the chosen backend (inputs already checked)."""
+    name = resolve_backend(backend, q.device, q.dtype)
+    q, k = autocast_inputs(q, k)
+    args = (q, k, scale, bool(exclude_diagonal), offset, with_col, bool(with_max))
+    with torch.autocast(q.device.type, enabled=False):
+        if name == "naive":
+            return naive_similarity(*args)
+        if name == "chunked":
+            return chunked_similarity(*args)
+        return _triton_ops(q.device, q.dtype).triton_similarity(*args)
+
+
+def similarity_lse(q, k, scale, exclude_diagonal=False, backend="auto", diagonal_offset=0, *, with_max=False):
     """lse_i = log Σ_j exp(scale · q_i·k_j), skipping j == i + diagonal_offset when exclude_diagonal.
 
     q: (M, D), k: (N, D) → (M,) float32 (float64 for float64 inputs); differentiable w.r.t. q and k.
-    A row with every column excluded gives -inf (and zero gradient).
+    A row with every column excluded gives -inf (and zero gradient). ``with_max``: returns (lse, max) with
+    max_i = max_j scale · q_i·k_j over the same entries (detached; −inf for an empty row), from the same pass.
     """
     _check_inputs(q, k)
     scale = _check_scale(scale)
     if isinstance(diagonal_offset, bool) or not isinstance(diagonal_offset, int):
         raise KernelInputError(f"diagonal_offset: got {diagonal_offset!r}, expected an int")
-    name = resolve_backend(backend, q.device)
-    if name == "naive":
-        return naive_similarity_lse(q, k, scale, bool(exclude_diagonal), diagonal_offset)
-    if name == "chunked":
-        return chunked_similarity_lse(q, k, scale, bool(exclude_diagonal), diagonal_offset)
-    return _triton_ops(q).triton_similarity_lse(q, k, scale, bool(exclude_diagonal), diagonal_offset)
+    row, _, row_max, _ = _similarity(q, k, scale, exclude_diagonal, diagonal_offset, False, with_max, backend)
+    return (row, row_max) if with_max else row
 
 
-def similarity_lse_rowcol(q, k, scale, exclude_diagonal=False, backend="auto"):
+def similarity_lse_rowcol(q, k, scale, exclude_diagonal=False, backend="auto", *, with_max=False):
     """(row_lse (M,), col_lse (N,)) of ONE S = scale · q kᵀ: row_i = log Σ_j exp S_ij, col_j = log Σ_i exp
     S_ij.
 
     exclude_diagonal (needs M == N) drops S_ii from both. Outputs float32 (float64 for float64 inputs).
+    ``with_max``: returns (row_lse, col_lse, row_max, col_max), the maxima of S over the same entries
+    (detached, −inf where empty), from the same pass.
     """
     _check_inputs(q, k)
     scale = _check_scale(scale)
@@ -118,9 +157,5 @@ def similarity_lse_rowcol(q, k, scale, exclude_diagonal=False, backend="auto"):
             f"exclude_diagonal: needs M == N for similarity_lse_rowcol, got q rows "
             f"{q.shape[0]} and k rows {k.shape[0]}"
         )
-    name = resolve_backend(backend, q.device)
-    if name == "naive":
-        return naive_similarity_lse_rowcol(q, k, scale, bool(exclude_diagonal))
-    if name == "chunked":
-        return chunked_similarity_lse_rowcol(q, k, scale, bool(exclude_diagonal))
-    return _triton_ops(q).triton_similarity_lse_rowcol(q, k, scale, bool(exclude_diagonal))
+    outs = _similarity(q, k, scale, exclude_diagonal, 0, True, with_max, backend)
+    return outs if with_max else outs[:2]

@@ -10,10 +10,7 @@ Masking: with ``exclude_diagonal`` the entry j == i + diagonal_offset of row i i
 
 import torch
 
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 for float64 inputs, float32 for everything else (fp32 accumulation)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from infembed.kernels.precision import compute_dtype
 
 
 def diagonal_mask(rows: torch.Tensor, n_cols: int, diagonal_offset: int) -> torch.Tensor:
@@ -49,3 +46,13 @@ def naive_similarity_lse_rowcol(q, k, scale: float, exclude_diagonal: bool = Fal
     """(row_lse (M,), col_lse (N,)) of one S: row_i = log Σ_j exp(S_ij), col_j = log Σ_i exp(S_ij)."""
     s = naive_scores(q, k, scale, exclude_diagonal)  # (M, N)
     return safe_logsumexp(s, dim=1), safe_logsumexp(s, dim=0)
+
+
+def naive_similarity(q, k, scale, exclude_diagonal, offset, with_col, with_max):
+    """(row lse (M,), col lse (N,) | None, row max (M,) | None, col max (N,) | None) of one materialised S; the
+    maxima are detached."""
+    s = naive_scores(q, k, scale, exclude_diagonal, offset)  # (M, N)
+    row, col = safe_logsumexp(s, dim=1), (safe_logsumexp(s, dim=0) if with_col else None)
+    row_max = s.detach().amax(1) if with_max else None
+    col_max = s.detach().amax(0) if with_max and with_col else None
+    return row, col, row_max, col_max

@@ -12,26 +12,22 @@ the diagonal j == i + offset becomes i == j − offset), so one kernel serves bo
 whose incoming grad is absent (plain row lse has no column term). Masked entries have S = −inf, so p = c = 0
 there; a fully masked row/column has lse = −inf, replaced by 0 in the exponent so its p stays 0 (not nan).
 
-Algorithm. One program per BLOCK_M rows of x; it walks y in BLOCK_N tiles, recomputes the S tile (fp32
-accumulation over D), forms G (BLOCK_M, BLOCK_N) in fp32, casts it to the input dtype (as torch's own backward
-in that precision does; fp32 stays fp32 with ieee products, DOT_FP32 as in triton_tiles.py) and adds G ·
-y_tile to dx, BLOCK_D columns of D at a time.
+Algorithm. A 2-D grid: program (r, v) owns rows r·BLOCK_M ... of x and the D slice v·BLOCK_DV ... of dx. It
+keeps that (BLOCK_M, BLOCK_DV) slice of dx in fp32 registers across the whole column loop: for each BLOCK_N
+tile of y it recomputes the S tile (fp32 accumulation over all of D), forms G (BLOCK_M, BLOCK_N) in fp32,
+casts it to the input dtype (as torch's own backward in that precision does; fp32 stays fp32, tf32x3) and adds
+G · y[tile, slice] to the accumulator; the slice is stored once at the end. Each dx element is written by one
+program exactly once: deterministic, no atomics, no read-modify-write of global memory.
 
-Memory plan. No M×N buffer: dx is a float32 (n_x, D) output that only this program's rows touch, used as the
-accumulator (a load-add-store per D chunk, separated between tiles by a barrier), so any D works without a
-(BLOCK_M, D) register accumulator; registers hold one S/G tile and one D chunk of x, y and dx.
+Cost. The S tile is recomputed once per D slice, so a gradient costs (ceil(D / BLOCK_DV) + 1) GEMM-sized
+passes: 2 when D ≤ BLOCK_DV (flash-attention's backward), 4 at D = 768 with BLOCK_DV = 256. The tiles in
+triton_ops.TILES trade that against registers (a wider slice holds more accumulator per thread).
 """
 
 import triton
 import triton.language as tl
 
-from infembed.kernels.triton_tiles import score_tile
-
-
-@triton.jit
-def _finite(x):
-    """x with −inf replaced by 0 (a safe subtrahend for exp)."""
-    return tl.where(x == float("-inf"), 0.0, x)
+from infembed.kernels.triton_tiles import finite, score_tile, tile_dot
 
 
 @triton.jit
@@ -54,18 +50,22 @@ def lse_bwd_kernel(
     EXCLUDE_DIAG: tl.constexpr,
     X_TERM: tl.constexpr,
     Y_TERM: tl.constexpr,
-    DOT_FP32: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # (BLOCK_M,)
+    dv = tl.program_id(1) * BLOCK_DV + tl.arange(0, BLOCK_DV)  # (BLOCK_DV,) this program's slice of D
     row_ok = rows < n_x
     if X_TERM:
-        x_lse = _finite(tl.load(x_lse_ptr + rows, mask=row_ok, other=0.0))  # (BLOCK_M,)
-        x_grad = tl.load(x_grad_ptr + rows, mask=row_ok, other=0.0)  # (BLOCK_M,)
+        x_lse = finite(tl.load(x_lse_ptr + rows, mask=row_ok, other=0.0))  # (BLOCK_M,)
+        x_grad = tl.load(x_grad_ptr + rows, mask=row_ok, other=0.0) * scale  # (BLOCK_M,)
+    acc = tl.zeros((BLOCK_M, BLOCK_DV), dtype=tl.float32)  # dx[rows, dv], in registers for the whole loop
     for n0 in range(0, n_y, BLOCK_N):
         cols = n0 + tl.arange(0, BLOCK_N)  # (BLOCK_N,)
+        col_ok = cols < n_y
         s = score_tile(
             x_ptr,
             y_ptr,
@@ -79,7 +79,7 @@ def lse_bwd_kernel(
             scale,
             offset,
             EXCLUDE_DIAG,
-            DOT_FP32,
+            PRECISION,
             BLOCK_M,
             BLOCK_N,
             BLOCK_D,
@@ -88,24 +88,14 @@ def lse_bwd_kernel(
         if X_TERM:
             g += x_grad[:, None] * tl.exp(s - x_lse[:, None])
         if Y_TERM:
-            y_lse = _finite(tl.load(y_lse_ptr + cols, mask=cols < n_y, other=0.0))  # (BLOCK_N,)
-            y_grad = tl.load(y_grad_ptr + cols, mask=cols < n_y, other=0.0)  # (BLOCK_N,)
+            y_lse = finite(tl.load(y_lse_ptr + cols, mask=col_ok, other=0.0))  # (BLOCK_N,)
+            y_grad = tl.load(y_grad_ptr + cols, mask=col_ok, other=0.0) * scale  # (BLOCK_N,)
             g += y_grad[None, :] * tl.exp(s - y_lse[None, :])
-        g = (g * scale).to(y_ptr.dtype.element_ty)  # (BLOCK_M, BLOCK_N)
-        for d0 in range(0, D, BLOCK_D):
-            d = d0 + tl.arange(0, BLOCK_D)  # (BLOCK_D,)
-            y = tl.load(
-                y_ptr + cols[:, None] * stride_y + d[None, :],
-                mask=(cols < n_y)[:, None] & (d < D)[None, :],
-                other=0.0,
-            )  # (BLOCK_N, BLOCK_D)
-            if DOT_FP32:
-                part = tl.dot(
-                    g.to(tl.float32), y.to(tl.float32), input_precision="ieee"
-                )  # (BLOCK_M, BLOCK_D)
-            else:
-                part = tl.dot(g, y)
-            dx_ptrs = dx_ptr + rows[:, None] * stride_dx + d[None, :]
-            dx_mask = row_ok[:, None] & (d < D)[None, :]
-            tl.store(dx_ptrs, tl.load(dx_ptrs, mask=dx_mask, other=0.0) + part, mask=dx_mask)
-        tl.debug_barrier()
+        y = tl.load(
+            y_ptr + cols.to(tl.int64)[:, None] * stride_y + dv[None, :],
+            mask=col_ok[:, None] & (dv < D)[None, :],
+            other=0.0,
+        )  # (BLOCK_N, BLOCK_DV)
+        acc += tile_dot(g.to(y_ptr.dtype.element_ty), y, PRECISION)  # (BLOCK_M, BLOCK_DV)
+    dx_ptrs = dx_ptr + rows.to(tl.int64)[:, None] * stride_dx + dv[None, :]
+    tl.store(dx_ptrs, acc, mask=row_ok[:, None] & (dv < D)[None, :])

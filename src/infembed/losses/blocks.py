@@ -9,8 +9,10 @@ s_ii = s(z_i, p_i) = ⟨z_i, p_i⟩/τ is shared by all three and kept apart, so
 
 A block is reduced to two numbers per row: the log-sum-exp of its negative scores (through
 ``infembed.kernels``, so no block ever materialises more than that primitive needs) and, detached, its hardest
-negative in cosine units (for logging). Rows with no negative get ``-inf`` for both.
+negative in cosine units (for logging; the kernels return the maximum score from the same pass, so logging
+costs no extra pass). Rows with no negative get ``-inf`` for both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +21,9 @@ import torch
 from torch import Tensor
 
 from infembed.kernels import similarity_lse, similarity_lse_rowcol
+from infembed.kernels.precision import compute_dtype
 
 BLOCK_NAMES = ("p", "iq", "i")
-_MAX_CHUNK_ELEMENTS = 1 << 22  # rows per no-grad max chunk = this // N: at most 16 MiB of fp32 scores at a time
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,9 @@ class BlockScores:
     hardest: Tensor  # (n,) same dtype, detached, max negative cosine; -inf when the row has none
 
 
-def score_dtype(x: Tensor) -> torch.dtype:
-    """Scores are float32 (float64 for float64 inputs), like the kernels' outputs."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
 def positive_scores(view: BatchView) -> Tensor:
     """s_ii = ⟨z_i, p_i⟩ / τ in float32 (float64 for float64 inputs). Returns (n,)."""
-    dtype = score_dtype(view.iq)
+    dtype = compute_dtype(view.iq.dtype)
     return (view.iq.to(dtype) * view.passages.to(dtype)).sum(-1) * view.scale  # (n,)
 
 
@@ -88,25 +85,29 @@ def compute_blocks(names: tuple[str, ...], view: BatchView) -> dict[str, BlockSc
 
 def _cross_block(rows: Tensor, columns: Tensor, view: BatchView) -> BlockScores:
     """Negatives {s(rows_i, columns_j) : j ≠ i + offset}: ℓ_P with (z, P_all), ℓ_IQ with (p, Z_all)."""
-    lse = similarity_lse(
-        rows, columns, view.scale, exclude_diagonal=True, backend=view.backend, diagonal_offset=view.offset
-    )  # (n,)
-    hardest, _ = masked_max(rows, columns, view.offset, with_columns=False)
-    return BlockScores(lse=lse, hardest=hardest)
+    lse, top = similarity_lse(
+        rows,
+        columns,
+        view.scale,
+        exclude_diagonal=True,
+        backend=view.backend,
+        diagonal_offset=view.offset,
+        with_max=True,
+    )  # (n,), (n,) the largest negative score
+    return BlockScores(lse=lse, hardest=top / view.scale)
 
 
 def _passage_and_pair_blocks(view: BatchView) -> tuple[BlockScores, BlockScores]:
     """ℓ_P (rows of Z·Pᵀ) and ℓ_IQ (its columns) from one pass, single process only."""
-    row_lse, col_lse = similarity_lse_rowcol(
-        view.iq, view.passages, view.scale, exclude_diagonal=True, backend=view.backend
-    )  # (N,), (N,)
-    row_max, col_max = masked_max(view.iq, view.passages, 0, with_columns=True)
-    return BlockScores(row_lse, row_max), BlockScores(col_lse, col_max)
+    row_lse, col_lse, row_top, col_top = similarity_lse_rowcol(
+        view.iq, view.passages, view.scale, exclude_diagonal=True, backend=view.backend, with_max=True
+    )  # (N,) each; the maxima are scores
+    return BlockScores(row_lse, row_top / view.scale), BlockScores(col_lse, col_top / view.scale)
 
 
 def _instruction_block(view: BatchView) -> BlockScores:
     """Negatives {s(z_{i←j}, p_i) : valid slot j} — a (n, K) block, never gathered."""
-    swapped, mask, dtype = view.iq_swapped, view.swap_mask, score_dtype(view.iq)
+    swapped, mask, dtype = view.iq_swapped, view.swap_mask, compute_dtype(view.iq.dtype)
     with torch.autocast(device_type=swapped.device.type, enabled=False):
         cos = torch.einsum("nkd,nd->nk", swapped.to(dtype), view.passages.to(dtype))  # (n, K)
     if mask is None:
@@ -120,26 +121,3 @@ def _instruction_block(view: BatchView) -> BlockScores:
     floor = cos.new_full((cos.shape[0], 1), float("-inf"))  # (n, 1): keeps amax defined when K = 0
     hardest = torch.cat([cos.detach().masked_fill(~mask, float("-inf")), floor], -1).amax(-1)  # (n,)
     return BlockScores(lse=lse, hardest=hardest)
-
-
-@torch.no_grad()
-def masked_max(q: Tensor, k: Tensor, offset: int, with_columns: bool) -> tuple[Tensor, Tensor | None]:
-    """Row (and optionally column) max of ⟨q_i, k_j⟩ skipping j = i + offset, in row chunks.
-
-    Memory O(chunk · N): the full (M, N) matrix is never held. Returns ((M,), (N,) or None) in score_dtype.
-    """
-    m, n, dtype = q.shape[0], k.shape[0], score_dtype(q)
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // max(n, 1))
-    kf = k.to(dtype)
-    row_max = torch.full((m,), float("-inf"), device=q.device, dtype=dtype)  # (M,)
-    col_max = torch.full((n,), float("-inf"), device=q.device, dtype=dtype) if with_columns else None  # (N,)
-    columns = torch.arange(n, device=q.device)  # (N,)
-    for start in range(0, m, chunk):
-        rows = torch.arange(start, min(start + chunk, m), device=q.device)  # (c,)
-        with torch.autocast(device_type=q.device.type, enabled=False):
-            cos = q[rows].to(dtype) @ kf.T  # (c, N)
-        cos.masked_fill_(columns[None, :] == (rows + offset)[:, None], float("-inf"))  # skip the positive
-        row_max[rows] = cos.amax(-1)
-        if col_max is not None:
-            col_max = torch.maximum(col_max, cos.amax(0))
-    return row_max, col_max
