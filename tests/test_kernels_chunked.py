@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from infembed.kernels import (
     BACKENDS,
@@ -188,12 +187,6 @@ def test_missing_triton_is_a_clear_error(monkeypatch):
     with pytest.raises(BackendUnavailableError, match="not installed"):
         similarity_lse(q, k, 1.0, backend="triton")
     assert resolve_backend("auto", "cuda") == "chunked"
-
-
-@pytest.mark.parametrize("name", ["auto", "naive", "chunked", "triton"])
-def test_kernel_config_files(name):
-    assert yaml.safe_load((ROOT / "conf" / "kernel" / f"{name}.yaml").read_text()) == {"backend": name}
-    assert name in BACKENDS
 
 
 def test_import_does_not_import_triton():

@@ -214,8 +214,10 @@ def test_autocast_keeps_loss_and_logs_in_float32():
         mixed = build_loss("multi_p_i_iq")(z, p, zs, mask)
     assert mixed.loss.dtype == torch.float32
     assert mixed.loss.item() == pytest.approx(plain.loss.item(), rel=1e-2)
-    for key in ("l_i", "margin"):  # computed in this package in float32, not by the (autocast) kernels
+    for key in ("l_i",):  # computed in this package in float32, not by the (autocast) kernels
         assert mixed.logs[key].item() == pytest.approx(plain.logs[key].item(), rel=1e-5, abs=1e-6)
+    # the hardest negative comes from the kernels' own pass, on bf16-rounded inputs under autocast
+    assert mixed.logs["margin"].item() == pytest.approx(plain.logs["margin"].item(), abs=2e-3)
     assert mixed.logs["negatives"].item() == pytest.approx(plain.logs["negatives"].item(), rel=5e-2)
 
 

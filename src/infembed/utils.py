@@ -21,7 +21,12 @@ def _minilm_path() -> str:
 
 def register_resolvers() -> None:
     """OmegaConf resolvers used by conf/ (idempotent)."""
-    for name, fn in {"cwd": os.getcwd, "minilm_path": _minilm_path}.items():
+    resolvers = {
+        "cwd": os.getcwd,
+        "minilm_path": _minilm_path,
+        "coalesce": lambda *values: next((v for v in values if v is not None), None),  # first non-null argument
+    }
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
