@@ -1,0 +1,3 @@
+"""What keeps a long training run honest: per-step seeding (exact resume), checkpoint-and-exit on SLURM signals, a
+guard against non-finite steps, and a check that the hub repositories a run needs are reachable before it starts.
+One file per idea; the callbacks are listed in conf/callbacks/default.yaml."""
