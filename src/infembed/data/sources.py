@@ -294,7 +294,7 @@ class HubSource:
         if failures > self.retries:
             raise StreamError(f"{where}: the hub stream failed {failures} times in a row ({cause})") from error
         delay = self.backoff_s * 2 ** (failures - 1)
-        log.warning("%s: %s; retry %d/%d in %.0f s", where, cause, failures, self.retries, delay)
+        log.warning("%s: %s; retry %d/%d in %.1f s", where, cause, failures, self.retries, delay)
         time.sleep(delay)
 
 
