@@ -8,6 +8,7 @@ import torch
 from helpers import MINILM
 
 from infembed.data.collator import TripletCollator, resolve_num_swap_negatives, sample_swaps
+from infembed.data.dataset import POSITION
 from infembed.data.schema import COLUMNS
 from infembed.errors import ConfigError
 from infembed.text import TextSpec
@@ -169,8 +170,10 @@ def test_collator_seed_changes_samples_and_pickles_without_tokenizer():
         TripletCollator(TextSpec(name), num_swap_negatives=3, seed=0),
     )
     first = a(rows).swap_index
-    assert torch.equal(first, b(rows).swap_index)  # same seed, same batch counter
-    assert not torch.equal(first, a(rows).swap_index)  # next batch counter
+    assert torch.equal(first, b(rows).swap_index)  # same seed, same rows: the collator keeps no state
+    at = [dict(r, **{POSITION: (0, 0, i)}) for i, r in enumerate(rows)]  # as the stream stamps them
+    later = [dict(r, **{POSITION: (1, 0, i)}) for i, r in enumerate(rows)]  # the same rows in the next pass
+    assert torch.equal(a(at).swap_index, b(at).swap_index) and not torch.equal(a(at).swap_index, a(later).swap_index)
     assert not torch.equal(first, TripletCollator(TextSpec(name), num_swap_negatives=3, seed=9)(rows).swap_index)
     clone = pickle.loads(pickle.dumps(a))  # what a DataLoader worker receives: strings, no tokenizer object
     assert clone.text == a.text and torch.equal(clone(rows).swap_index, a(rows).swap_index)

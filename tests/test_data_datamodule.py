@@ -122,16 +122,31 @@ def test_settings_are_checked(tmp_path):
         module(tmp_path).rows_per_device
 
 
-def test_set_epoch_changes_the_training_order(tmp_path):
-    def first_passages(epoch: int) -> torch.Tensor:
-        dm = module(tmp_path, num_swap_negatives=0)
-        dm.setup("fit")
-        dm.set_epoch(epoch)
-        return next(iter(dm.train_dataloader())).passages["input_ids"]
+def test_state_dict_resumes_the_stream_and_refuses_other_settings(tmp_path):
+    def passages(dm, n: int) -> list[torch.Tensor]:
+        batches = iter(dm.train_dataloader())
+        return [next(batches).passages["input_ids"] for _ in range(n)]
 
-    assert torch.equal(first_passages(0), first_passages(0)) and not torch.equal(
-        first_passages(0), first_passages(1)
-    )
+    full = module(tmp_path, num_swap_negatives=0)
+    full.setup("fit")
+    full.trainer = SimpleNamespace(global_step=7, accumulate_grad_batches=1)
+    state = full.state_dict()
+    assert state["batches"] == 7
+    resumed = module(tmp_path, num_swap_negatives=0)
+    resumed.setup("fit")
+    resumed.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(passages(full, 12)[7:], passages(resumed, 5)))
+    other = module(tmp_path, num_swap_negatives=0, num_workers=2)
+    other.setup("fit")
+    with pytest.raises(DataConfigError, match="data.num_workers: 0 -> 2"):
+        other.load_state_dict(state)
+
+
+def test_batches_name_their_source_rows(tmp_path):
+    dm = module(tmp_path, num_swap_negatives=0, shuffle_buffer=0, val_source=None, val_fraction=0.0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.sources == [f"{tmp_path / 'synthetic' / 'train.jsonl'} line {i}" for i in (1, 2, 3, 4)]
 
 
 def test_hub_source_needs_no_network_until_iterated(tmp_path):

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from infembed.data.schema import COLUMNS, DataError, expand_row
+from infembed.data.schema import COLUMNS, SOURCE, DataError, expand_row
 from infembed.data.sources import LocalSource, in_validation
 
 
@@ -64,7 +64,8 @@ def test_document_alias_is_accepted(tmp_path):
 
 def test_extra_columns_are_dropped(tmp_path):
     path = write_jsonl(tmp_path / "rows.jsonl", [dict(good_row(), extra=1)])
-    assert set(next(LocalSource(path).iter_shard(0, 1, stats=None))) == set(COLUMNS)
+    row = next(LocalSource(path).iter_shard(0, 1, stats=None))
+    assert set(row) == set(COLUMNS) | {SOURCE} and row[SOURCE] == f"{path} line 1"
 
 
 def test_empty_and_unreadable_files(tmp_path):

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from infembed.data import dataset as dataset_module
-from infembed.data.dataset import InfIRStream, shuffle_buffer
+from infembed.data.dataset import POSITION, InfIRStream, shuffle_buffer
 from infembed.data.schema import COLUMNS, SkipStats
 from infembed.data.sources import HubSource, LocalSource
 
@@ -53,8 +53,7 @@ def test_files_are_read_in_sorted_order_without_shuffle(three_files):
 def test_shuffle_is_deterministic_by_seed_and_epoch(three_files):
     def run(seed: int, epoch: int) -> list[str]:
         stream = InfIRStream(LocalSource(three_files), shuffle_buffer=8, seed=seed)
-        stream.set_epoch(epoch)
-        return ids(stream)
+        return ids(stream.iter_pass(epoch))
 
     assert run(1, 0) == run(1, 0)
     assert run(1, 0) != run(2, 0) and run(1, 0) != run(1, 1)
@@ -112,3 +111,27 @@ def test_sources_are_chosen_by_the_look_of_the_name(tmp_path):
 
     assert not is_local("InF-IR/InF-IR") and isinstance(build_source("InF-IR/InF-IR", "msmarco"), HubSource)
     assert all(is_local(s) for s in ("/data/x", "./x", "data/train/x.jsonl", "x.parquet", "d/*.jsonl"))
+
+
+@pytest.mark.parametrize("workers, batches", [(1, 5), (2, 3), (3, 4), (3, 7)])
+def test_resumed_stream_delivers_what_the_uninterrupted_one_would(three_files, monkeypatch, workers, batches):
+    """Round-robin over workers (batch i from worker i mod W), 2 rows a batch, across pass boundaries."""
+
+    def delivered(start: int, count: int) -> list[tuple]:
+        stream = InfIRStream(LocalSource(three_files), 1, 2, shuffle_buffer=4, seed=3, repeat=True)
+        stream.start_at(start, batch_rows=2)
+        per_worker = []
+        for worker in range(workers):
+            info = SimpleNamespace(id=worker, num_workers=workers)
+            monkeypatch.setattr(dataset_module, "get_worker_info", lambda info=info: info)
+            rows = iter(stream)
+            batches_of_worker = len(range(worker, count, workers))
+            per_worker.append(
+                [tuple((r["query_positive"], r[POSITION]) for r in (next(rows), next(rows)))
+                 for _ in range(batches_of_worker)]
+            )
+        return [per_worker[i % workers][i // workers] for i in range(count)]
+
+    full = delivered(0, batches + 6)
+    assert full[batches:] == delivered(batches, 6)
+    assert len({p[0] for batch in full for _, p in batch}) > 1  # resumed across pass boundaries

@@ -3,6 +3,7 @@
 Train::
 
     validate(cfg)                                   config mistakes fail here, before anything is loaded
+    check_hub_access(cfg)                           an unreachable hub model or dataset fails here too
     encoder = instantiate(model)                    owns the text spec (templates, lengths, tokenizer)
     loss    = instantiate(loss)                     knows its kernel and whether it needs swap negatives
     data    = instantiate(data)(text=encoder.text, needs_swaps=loss.needs_swaps)
@@ -52,10 +53,23 @@ def instantiate(node: DictConfig, **kwargs):
 
 def run_task(cfg: DictConfig) -> float | None:
     validate(cfg)
+    check_hub_access(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     payload = train_task(cfg, output_dir) if cfg.task == "train" else evaluate_task(cfg, output_dir)
     return optimized_value(cfg, payload)
+
+
+def check_hub_access(cfg: DictConfig) -> None:
+    """The backbone (unless a checkpoint is evaluated) and hub datasets must be reachable or cached offline."""
+    from infembed.training.hub_access import check_reachable
+
+    if cfg.task == "train" or not cfg.ckpt_path:
+        check_reachable("model.backbone", str(cfg.model.backbone), "model")
+    if cfg.task == "train":
+        for key in ("train_source", "val_source"):
+            if cfg.data.get(key):
+                check_reachable(f"data.{key}", str(cfg.data[key]), "dataset")
 
 
 def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:

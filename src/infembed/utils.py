@@ -57,6 +57,13 @@ def _positive_number():
     return check, "a number > 0"
 
 
+def _non_negative_number():
+    def check(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+    return check, "a number >= 0"
+
+
 def _ratio():
     def check(value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
@@ -78,12 +85,15 @@ CHECKS = {
     "data.num_workers": _int(0),
     "data.shuffle_buffer": _int(0),
     "data.num_swap_negatives": _swaps(),
+    "data.stream_retries": _int(0),
+    "data.stream_backoff_s": _non_negative_number(),
+    "callbacks.nonfinite.skip_steps": _int(0),
     "loss.temperature": _positive_number(),
     "module.optimizer.lr": _positive_number(),
     "module.scheduler.warmup_ratio": _ratio(),
     "evaluation.batch_size": _int(1),
 }
-TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.")
+TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "callbacks.")
 
 
 def _select(cfg: DictConfig, key: str):

@@ -6,7 +6,9 @@ Instruction-swap sampling (method.md §6), for triplet i with instruction I_i an
     candidates  C_i = { distinct instruction texts u of the batch : u ≠ I_i }  (no duplicate of I_i)
     designed    the row's I- for its (I+, Q+) triplet, always in S_i when it differs from I+
     S_i         designed ∪ uniform sample without replacement from the rest of C_i, |S_i| = min(K, |C_i|)
-Vectorised: one (N, U) score matrix (uniform noise, designed = 2, invalid = -inf) and one top-k.
+Vectorised: one (N, U) score matrix (uniform noise, designed = 2, invalid = -inf) and one top-k, drawn from a
+generator seeded by (seed, stream position of the batch's first row): the collator keeps no state, so a resumed run
+draws exactly what the uninterrupted run drew for the same batch.
 The swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j); a swapped text that is already some
 pair text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encoded again:
     z_{i←j} = cat([pair_embeddings, swap_pair_embeddings])[swap_index[i, k]]
@@ -17,10 +19,8 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch.utils.data import get_worker_info
-
-from infembed.data.dataset import derive_seed
-from infembed.data.schema import TRIPLETS_PER_ROW, expand_row
+from infembed.data.dataset import POSITION, derive_seed
+from infembed.data.schema import SOURCE, TRIPLETS_PER_ROW, expand_row
 from infembed.text import TextSpec
 
 AUTO = "auto"
@@ -33,6 +33,7 @@ class TripletBatch:
 
     pairs      (N, Lq)  pair_template.format(query=Q_i, instruction=I_i)
     passages   (N, Lp)  passage_template.format(passage=P_i)
+    sources    (rows,)  where each row came from ("FILE line N" or the hub row), for error messages
     only when num_swap_negatives K > 0:
     swap_pairs (S, Ls)  unique swapped texts that are no pair text (S ≥ 0)
     swap_index (N, K)   int64 into cat([pairs, swap_pairs])
@@ -41,6 +42,7 @@ class TripletBatch:
 
     pairs: Tokens
     passages: Tokens
+    sources: list[str] = dataclasses.field(default_factory=list)
     swap_pairs: Tokens | None = None
     swap_index: torch.Tensor | None = None
     swap_mask: torch.Tensor | None = None
@@ -88,40 +90,39 @@ class TripletCollator:
 
     `text`: the encoder's :class:`~infembed.text.TextSpec` (templates, lengths, tokenizer; it pickles cheaply into
     workers and loads its tokenizer there). `num_swap_negatives`: K, an int >= 0 or "auto" (resolved per batch
-    from its number of rows).
+    from its number of rows). Stateless: the swap sampling is seeded per batch (see the module docstring).
     """
 
-    def __init__(self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0, rank: int = 0):
+    def __init__(self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0):
         resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
         self.text = text
         self.num_swap_negatives = num_swap_negatives
-        self.seed, self.rank, self.epoch, self.batches = seed, rank, 0, 0
+        self.seed = seed
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def generator(self) -> torch.Generator:
-        """Seeded from (seed, epoch, rank, worker, batch counter): reproducible, different on every batch."""
-        worker = get_worker_info()
-        worker_id = 0 if worker is None else worker.id
-        self.batches += 1
-        return torch.Generator().manual_seed(
-            derive_seed(self.seed, self.epoch, self.rank, worker_id, self.batches)
-        )
+    def generator(self, rows: list[dict]) -> torch.Generator:
+        """Seeded from (seed, the first row's stream position (pass, shard, index)): unique per batch of a stream;
+        rows built by hand (no position) draw from `seed` alone."""
+        return torch.Generator().manual_seed(derive_seed(self.seed, *rows[0].get(POSITION, ())))
 
     def __call__(self, rows: list[dict[str, str]]) -> TripletBatch:
         triplets = [t for row in rows for t in expand_row(row)]  # 3 per row, adjacent
         instructions, queries, passages = (list(column) for column in zip(*triplets))
         pair_texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
         passage_texts = [self.text.format_passage(p) for p in passages]
-        batch = TripletBatch(self.text.tokenize(pair_texts, "pair"), self.text.tokenize(passage_texts, "passage"))
+        batch = TripletBatch(
+            self.text.tokenize(pair_texts, "pair"),
+            self.text.tokenize(passage_texts, "passage"),
+            [row.get(SOURCE, "<row built by hand>") for row in rows],
+        )
         k = resolve_num_swap_negatives(self.num_swap_negatives, len(rows))
         if k > 0:
-            batch.swap_pairs, batch.swap_index, batch.swap_mask = self.swaps(instructions, queries, pair_texts, k)
+            batch.swap_pairs, batch.swap_index, batch.swap_mask = self.swaps(
+                instructions, queries, pair_texts, k, self.generator(rows)
+            )
         return batch
 
     def swaps(
-        self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int
+        self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int, generator: torch.Generator
     ) -> tuple[Tokens, torch.Tensor, torch.Tensor]:
         """swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
         unique = list(dict.fromkeys(instructions))  # distinct instruction texts, first-seen order
@@ -131,9 +132,7 @@ class TripletCollator:
         first = torch.arange(0, len(instructions), TRIPLETS_PER_ROW)  # the (I+, Q+) triplet of each row
         designed[first] = instruction_ids[first + 1]  # its row's I-
         designed[designed == instruction_ids] = -1  # I- equal to I+ is no negative
-        chosen, mask = sample_swaps(
-            instruction_ids, designed, len(unique), k, self.generator()
-        )  # (N, K), (N, K)
+        chosen, mask = sample_swaps(instruction_ids, designed, len(unique), k, generator)  # (N, K), (N, K)
         text_index = {text: i for i, text in reversed(list(enumerate(pair_texts)))}  # first occurrence wins
         new_texts: list[str] = []
         targets = []

@@ -3,6 +3,11 @@
 Batch sizes: global_batch_size counts ROWS per optimiser step across all devices and accumulation steps:
     rows_per_device = global_batch_size / (world_size · accumulate_grad_batches),  triplets = 3 · rows
 Training streams pass after pass (use the trainer's max_steps); validation is one finite pass.
+
+Exact resume: the checkpoint holds the number of training batches every rank has consumed (all ranks step
+together) and the layout that maps it to per-(rank, worker) stream positions (see dataset.InfIRStream); the collator
+and the stream are otherwise stateless, so a resumed run reads, collates and samples exactly what the
+uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class InfIRDataModule(LightningDataModule):
     synthetic: {"train_rows", "eval_queries", "seed"} generates the synthetic dataset into train_source's
     directory first when it is missing or was generated with other parameters; its held-out topics are then
     :attr:`heldout_dir`.
+    stream_retries / stream_backoff_s: a hub stream's transient errors are retried this many times in a row,
+    waiting stream_backoff_s · 2^(attempt − 1) seconds (see sources.HubSource).
     """
 
     def __init__(
@@ -63,6 +70,8 @@ class InfIRDataModule(LightningDataModule):
         seed: int = 0,
         on_bad_row: str = "raise",
         synthetic: dict | None = None,
+        stream_retries: int = 5,
+        stream_backoff_s: float = 2.0,
     ):
         super().__init__()
         if not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
@@ -79,6 +88,7 @@ class InfIRDataModule(LightningDataModule):
         self.swap_setting = num_swap_negatives if needs_swaps else 0
         self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
         self.on_bad_row, self.synthetic = check_on_bad_row(on_bad_row), dict(synthetic) if synthetic else None
+        self.retries = {"retries": stream_retries, "backoff_s": stream_backoff_s}
         self.sizes: dict[str, Any] = {}
         self.scan: dict[str, Any] = {}
         self.train_set: InfIRStream | None = None
@@ -175,15 +185,19 @@ class InfIRDataModule(LightningDataModule):
             self.on_bad_row,
             "train" if carve else None,
             self.val_fraction,
+            **self.retries,
         )
         val = None
         if self.val_source is not None:
-            val = build_source(self.val_source, self.val_split, self.on_bad_row)
+            val = build_source(self.val_source, self.val_split, self.on_bad_row, **self.retries)
         elif carve:
-            val = build_source(self.train_source, self.train_split, self.on_bad_row, "val", self.val_fraction)
+            val = build_source(
+                self.train_source, self.train_split, self.on_bad_row, "val", self.val_fraction, **self.retries
+            )
         self._prescan(train, val)
         self.train_set = InfIRStream(train, rank, world_size, self.shuffle_buffer, self.seed, repeat=True)
-        self.train_collator = self.collator(rank)
+        self.train_set.start_at(0, self.rows_per_device, accumulate)
+        self.train_collator = self.collator()
         self.val_set = (
             None
             if val is None
@@ -232,10 +246,35 @@ class InfIRDataModule(LightningDataModule):
             return None
         return val_rows // (world_size * max(1, self.num_workers))
 
-    def set_epoch(self, epoch: int) -> None:
-        """Start the training stream's shuffle and swap sampling at `epoch` (e.g. when resuming)."""
-        self.train_set.set_epoch(epoch)
-        self.train_collator.set_epoch(epoch)
+    # -- resume (Lightning saves and restores these with the checkpoint) -----------------------------------
+    def layout(self) -> dict[str, Any]:
+        """The settings that map a batch count to stream positions, by config key; a resume needs the same."""
+        return {
+            "world size (trainer.devices × trainer.num_nodes)": self.sizes["world_size"],
+            "trainer.accumulate_grad_batches": self.sizes["accumulate_grad_batches"],
+            "data.global_batch_size": self.global_batch_size,
+            "data.num_workers": self.num_workers,
+            "data.shuffle_buffer": self.shuffle_buffer,
+            "data.seed": self.seed,
+            "data.train_source": self.train_source,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Training batches consumed on every rank (checkpoints are written at optimiser-step boundaries)."""
+        trainer = self.trainer
+        return {"batches": trainer.global_step * trainer.accumulate_grad_batches, "layout": self.layout()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the training stream after the checkpoint's batches (Lightning calls this after setup)."""
+        changed = [f"{k}: {state['layout'].get(k)!r} -> {v!r}" for k, v in self.layout().items()
+                   if state["layout"].get(k) != v]
+        if changed:
+            raise DataConfigError(
+                f"the checkpoint's data stream cannot continue exactly with other settings ({'; '.join(changed)}):"
+                " resume with the checkpoint's settings"
+            )
+        self.train_set.start_at(state["batches"], self.rows_per_device, self.sizes["accumulate_grad_batches"])
+        log.info("data: resuming the training stream after %d batches per rank", state["batches"])
 
     def teardown(self, stage: str | None = None) -> None:
         """Report skipped bad rows at the end (local pre-scan counts; hub rows are reported per pass)."""
@@ -243,8 +282,8 @@ class InfIRDataModule(LightningDataModule):
             log.warning("data: skipped bad rows per reason: %s", self.scan["skipped"])
 
     # -- loaders --------------------------------------------------------------------------------------------
-    def collator(self, rank: int = 0) -> TripletCollator:
-        return TripletCollator(self.text, self.num_swap_negatives, self.seed, rank)
+    def collator(self) -> TripletCollator:
+        return TripletCollator(self.text, self.num_swap_negatives, self.seed)
 
     def _loader(self, dataset: InfIRStream, collator: TripletCollator, drop_last: bool) -> DataLoader:
         return DataLoader(
@@ -265,4 +304,4 @@ class InfIRDataModule(LightningDataModule):
         """Validation batches (same collator, no shuffle), or [] when there is no validation data."""
         if self.val_set is None:
             return []
-        return self._loader(self.val_set, self.collator(self.val_set.rank), drop_last=False)
+        return self._loader(self.val_set, self.collator(), drop_last=False)

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator
 from torch.utils.data import IterableDataset, get_worker_info
 
 from infembed.data.schema import SkipStats
-from infembed.data.sources import HubSource, LocalSource
+from infembed.data.sources import HubSource, LocalSource, StreamError
 
 log = logging.getLogger(__name__)
+POSITION = "_position"  # row key: (pass, shard, index within the pass), set by InfIRStream
 
 
 def derive_seed(*parts: int) -> int:
@@ -44,11 +45,19 @@ def shuffle_buffer(rows: Iterable[dict], size: int, seed: int) -> Iterator[dict]
 
 
 class InfIRStream(IterableDataset):
-    """Iterable over validated rows of one shard of a source.
+    """Iterable over validated rows of one shard of a source, each stamped with its stream position.
 
-    repeat=True streams pass after pass (epoch, epoch + 1, ...) for step-based training; each pass reshuffles
-    with seed (seed, epoch, shard). `rows_per_shard` caps each shard (a finite validation stream under DDP
-    needs the same number of rows on every rank so no rank waits in a collective).
+    repeat=True streams pass after pass (0, 1, ...) for step-based training; each pass reshuffles with seed
+    (seed, pass, shard). `rows_per_shard` caps each shard (a finite validation stream under DDP needs the same
+    number of rows on every rank so no rank waits in a collective). Every yielded row carries
+    ``row[POSITION] = (pass, shard, index within the pass)``, unique over the whole training stream (the collator
+    seeds its swap sampling from it).
+
+    Resuming (:meth:`start_at`): the DataLoader takes batch i from worker i mod W. After B batches, worker p of a
+    fresh loader delivers batches B+p, B+p+W, ..., which the uninterrupted run took from worker (B+p) mod W; so
+    worker p plays that worker's shard and skips the rows of its batches among the first B:
+        slot = (B + p) mod W,   shard = rank · W + slot,   skipped rows = batch_rows · ⌈(B − slot) / W⌉₊
+    Skipping reads rows without collating them; whole passes are skipped by their length once it is known.
     """
 
     def __init__(
@@ -70,17 +79,29 @@ class InfIRStream(IterableDataset):
             repeat,
             rows_per_shard,
         )
-        self.epoch = 0
+        self.start_batch, self.batch_rows, self.batches_per_step = 0, 1, 1
         self.stats = SkipStats()  # rows skipped by this copy (one per worker process)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def start_at(self, batches: int, batch_rows: int, batches_per_step: int = 1) -> None:
+        """Continue after `batches` batches of `batch_rows` rows (per rank; `batches_per_step` = gradient
+        accumulation, for the step named in errors)."""
+        self.start_batch, self.batch_rows, self.batches_per_step = batches, batch_rows, batches_per_step
+
+    def slot(self) -> tuple[int, int]:
+        """(worker slot of the calling worker, number of workers W ≥ 1); see the class docstring."""
+        worker = get_worker_info()
+        workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        return (self.start_batch + worker_id) % workers, workers
 
     def shard(self) -> tuple[int, int]:
         """(shard index, number of shards) of the calling process/worker."""
-        worker = get_worker_info()
-        workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
-        return self.rank * workers + worker_id, self.world_size * workers
+        slot, workers = self.slot()
+        return self.rank * workers + slot, self.world_size * workers
+
+    def skipped_rows(self) -> int:
+        """Rows of the calling worker's shard already consumed before :meth:`start_at`'s batch."""
+        slot, workers = self.slot()
+        return self.batch_rows * max(0, -(-(self.start_batch - slot) // workers))
 
     def iter_pass(self, epoch: int) -> Iterator[dict]:
         """One pass over this shard's rows, shuffled for `epoch` when shuffle_buffer > 1."""
@@ -93,6 +114,7 @@ class InfIRStream(IterableDataset):
         for row in rows:
             if self.rows_per_shard is not None and count >= self.rows_per_shard:
                 break
+            row[POSITION] = (epoch, shard, count)
             count += 1
             yield row
         log.info(
@@ -100,16 +122,35 @@ class InfIRStream(IterableDataset):
         )
 
     def __iter__(self) -> Iterator[dict]:
-        epoch = self.epoch
+        skip, epoch, pass_rows, yielded = self.skipped_rows(), 0, None, 0
         while True:
+            if pass_rows and skip >= pass_rows:  # every pass of a shard has the same length
+                epoch, skip = epoch + skip // pass_rows, skip % pass_rows
             count = 0
-            for row in self.iter_pass(epoch):
-                count += 1
-                yield row
+            try:
+                for row in self.iter_pass(epoch):
+                    count += 1
+                    if count > skip:
+                        yielded += 1
+                        yield row
+            except StreamError as error:
+                raise StreamError(f"{error}; {self.where(epoch, yielded)}") from error
+            skip = max(0, skip - count)
             if not self.repeat:
                 return
             if count == 0:  # repeating an empty shard would spin forever
                 raise ValueError(
                     f"data shard {self.shard()} of {self.source!r} has no rows; use fewer ranks/workers"
                 )
-            epoch += 1
+            pass_rows, epoch = count, epoch + 1
+
+    def where(self, epoch: int, yielded: int) -> str:
+        """Stream position and training step of the row being read (for errors)."""
+        slot, workers = self.slot()
+        worker = (slot - self.start_batch) % workers
+        batch = self.start_batch + worker + workers * (yielded // self.batch_rows)
+        shard, num_shards = self.shard()
+        return (
+            f"stopped at step {batch // self.batches_per_step + 1} (pass {epoch} of stream shard {shard}/{num_shards});"
+            " the last checkpoint is kept: rerun with ckpt_path=last to continue exactly"
+        )

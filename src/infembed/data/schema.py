@@ -23,6 +23,7 @@ COLUMNS = (
 ALIASES = {"document": "document_positive"}  # some copies of InF-IR name P+ `document`
 ON_BAD_ROW = ("raise", "skip")
 TRIPLETS_PER_ROW = 3
+SOURCE = "_source"  # row key: where the row came from, "FILE line N" or "DATASET (split S) row N ..."
 
 # skip reasons, one per kind of bad row
 MALFORMED_JSON = "malformed_json"
@@ -59,7 +60,8 @@ def _describe(value: Any) -> str:
 
 
 def validate_row(raw: Any, file: str, location: str) -> dict[str, str]:
-    """Return the seven schema columns of `raw` (alias resolved, extra columns dropped) or raise DataError."""
+    """The seven schema columns of `raw` (alias resolved, extra columns dropped) and ``SOURCE`` = "file location",
+    or raise DataError."""
     if not isinstance(raw, dict):
         raise DataError(
             file, location, "<row>", "a JSON object with the InF-IR columns", _describe(raw), NOT_AN_OBJECT
@@ -84,6 +86,7 @@ def validate_row(raw: Any, file: str, location: str) -> dict[str, str]:
         if not value.strip():
             raise DataError(file, location, column, "a non-empty text", repr(value), EMPTY_TEXT)
         row[column] = value
+    row[SOURCE] = f"{file} {location}"
     return row
 
 

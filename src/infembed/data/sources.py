@@ -4,7 +4,10 @@ Every source yields validated rows (schema.validate_row) in a deterministic orde
 one shard (`shard` of `num_shards`) and one part of a hash split:
     part="val" keeps rows with hash(Q+, I+, P+) < val_fraction, part="train" the rest, part=None all.
 The hash split depends only on the row's content, never on its position, so it is the same on every machine,
-rank, worker and file order.
+rank, worker and file order. Every row carries its provenance in ``row[SOURCE]`` (file and line, or hub row).
+
+A hub stream that fails with a transient network error (:func:`is_transient`) is reopened where it stopped after
+a backoff of backoff_s · 2^(attempt − 1) seconds, up to `retries` consecutive attempts; then :class:`StreamError`.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infembed.data.schema import MALFORMED_JSON, DataError, SkipStats, check_on_bad_row, validate_row
+from infembed.errors import UserError
 from infembed.hub_ids import is_hub_id
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,28 @@ log = logging.getLogger(__name__)
 LOCAL_SUFFIXES = (".jsonl", ".parquet")
 PARTS = (None, "train", "val")
 _GLOB_CHARS = set("*?[")
+
+
+class StreamError(UserError):
+    """A hub stream that kept failing: names the dataset, the shard and row, the step and how to continue."""
+
+    def __init__(self, message: str):
+        # raised in a DataLoader worker, it reaches the main process as "Caught StreamError in DataLoader worker
+        # process 0.\nOriginal Traceback ...\nStreamError: <message>": keep the message, one line
+        super().__init__(message.rstrip().rsplit("StreamError: ", 1)[-1])
+
+
+def is_transient(error: BaseException) -> bool:
+    """Network trouble worth retrying (connection reset, timeout, HTTP 5xx/408/429), not a missing repository
+    or file, refused access or offline mode."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if isinstance(error, (OfflineModeIsEnabled, FileNotFoundError, PermissionError)):
+        return False
+    if isinstance(error, HfHubHTTPError):
+        status = getattr(error.response, "status_code", None)
+        return status is None or status >= 500 or status in (408, 429)
+    return isinstance(error, OSError)
 
 
 def is_local(source: str) -> bool:
@@ -195,11 +222,11 @@ def _load_hub(dataset_id: str, split: str) -> Any:
 
 
 class HubSource:
-    """A streaming Hugging Face hub dataset, validated lazily row by row.
+    """A streaming Hugging Face hub dataset, validated lazily row by row, reopened after transient errors.
 
     Sharding: `datasets.distributed.split_dataset_by_node` over the (rank × worker) grid, iterated with
     `.iter()` so `datasets` does not shard a second time by worker. `loader(dataset_id, split)` returns an
-    IterableDataset; tests pass an in-memory one.
+    IterableDataset; tests pass an in-memory one. Retries: see the module docstring.
     """
 
     def __init__(
@@ -210,36 +237,65 @@ class HubSource:
         part: str | None = None,
         val_fraction: float = 0.0,
         loader: Callable[[str, str], Any] | None = None,
+        retries: int = 5,
+        backoff_s: float = 2.0,
     ):
         if part not in PARTS:
             raise ValueError(f"part={part!r}: expected one of {list(PARTS)}")
         self.dataset_id, self.split, self.part, self.val_fraction = dataset_id, split, part, val_fraction
         self.on_bad_row = check_on_bad_row(on_bad_row)
         self.loader = loader or _load_hub
+        self.retries, self.backoff_s = retries, backoff_s
 
     def __repr__(self) -> str:
         return f"HubSource({self.dataset_id!r}, split={self.split!r}, part={self.part!r})"
 
-    def iter_shard(
-        self, shard: int, num_shards: int, stats: SkipStats, order_seed: int | None = None
-    ) -> Iterator[dict[str, str]]:
+    def open(self, shard: int, num_shards: int, start: int) -> Iterator[dict[str, Any]]:
+        """Raw rows of one shard from its row `start` on (a fresh connection each call)."""
         from datasets.distributed import split_dataset_by_node
 
         dataset = split_dataset_by_node(
             self.loader(self.dataset_id, self.split), rank=shard, world_size=num_shards
         )
+        for batch in dataset.skip(start).iter(batch_size=1):
+            yield {key: values[0] for key, values in batch.items()}
+
+    def iter_shard(
+        self, shard: int, num_shards: int, stats: SkipStats, order_seed: int | None = None
+    ) -> Iterator[dict[str, str]]:
         name = f"{self.dataset_id} (split {self.split})"
-        for index, batch in enumerate(dataset.iter(batch_size=1)):
-            location = f"row {index} (0-based, of shard {shard}/{num_shards})"
+        index, failures = 0, 0
+        while True:
             try:
-                row = validate_row({key: values[0] for key, values in batch.items()}, name, location)
-            except DataError as error:
-                if self.on_bad_row == "raise":
+                for raw in self.open(shard, num_shards, index):
+                    location = f"row {index} (0-based, of shard {shard}/{num_shards})"
+                    index, failures = index + 1, 0
+                    try:
+                        row = validate_row(raw, name, location)
+                    except DataError as error:
+                        if self.on_bad_row == "raise":
+                            raise
+                        stats.record(error)
+                        continue
+                    if _keep(row, self.part, self.val_fraction):
+                        yield row
+                return
+            except Exception as error:
+                if not is_transient(error):
                     raise
-                stats.record(error)
-                continue
-            if _keep(row, self.part, self.val_fraction):
-                yield row
+                failures += 1
+                self.retry_or_stop(name, shard, num_shards, index, failures, error)
+
+    def retry_or_stop(
+        self, name: str, shard: int, num_shards: int, index: int, failures: int, error: BaseException
+    ) -> None:
+        where = f"{name}: row {index} (0-based, of shard {shard}/{num_shards})"
+        cause = f"{type(error).__name__}: {error}".splitlines()[0]
+        if failures > self.retries:
+            raise StreamError(f"{where}: the hub stream failed {failures} times in a row ({cause})") from error
+        delay = self.backoff_s * 2 ** (failures - 1)
+        log.warning("%s: %s; retry %d/%d in %.1f s", where, cause, failures, self.retries, delay)
+        time.sleep(delay)
 
 
 def build_source(
@@ -248,8 +304,10 @@ def build_source(
     on_bad_row: str = "raise",
     part: str | None = None,
     val_fraction: float = 0.0,
+    retries: int = 5,
+    backoff_s: float = 2.0,
 ) -> LocalSource | HubSource:
-    """A LocalSource for paths/globs, else a HubSource for `source` as a hub dataset id."""
+    """A LocalSource for paths/globs, else a HubSource for `source` as a hub dataset id (with its retries)."""
     if is_local(source):
         return LocalSource(source, on_bad_row, part, val_fraction)
-    return HubSource(source, split, on_bad_row, part, val_fraction)
+    return HubSource(source, split, on_bad_row, part, val_fraction, retries=retries, backoff_s=backoff_s)
