@@ -81,7 +81,8 @@ CHECKS = {
 }
 TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.")
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
-ARGV_RELAUNCH = ("ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false")
+ARGV_RELAUNCH = ("ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false", "fsdp",
+                 "ddpstrategy", "fsdpstrategy")
 
 
 def _select(cfg: DictConfig, key: str):
@@ -146,7 +147,7 @@ def _check_multirun_ddp(cfg: DictConfig) -> None:
 
     if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
         return
-    strategy = _select(cfg, "trainer.strategy")
+    strategy = _strategy_name(cfg)
     if strategy not in ARGV_RELAUNCH or _device_count(_select(cfg, "trainer.devices")) < 2:
         return
     if "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ:
@@ -158,11 +159,17 @@ def _check_multirun_ddp(cfg: DictConfig) -> None:
     )
 
 
+def _strategy_name(cfg: DictConfig) -> str:
+    """trainer.strategy as a lowercase name: the string, or the class name of its ``_target_``."""
+    strategy = _select(cfg, "trainer.strategy")
+    name = str(strategy.get("_target_", "")).rsplit(".", 1)[-1] if isinstance(strategy, DictConfig) else strategy
+    return str(name or "").lower()
+
+
 def _check_grad_cache_strategy(cfg: DictConfig) -> None:
     """The gradient cache averages gradients itself, which sharded strategies (FSDP, DeepSpeed) do not allow."""
-    strategy = _select(cfg, "trainer.strategy")
-    name = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy or "")
-    if _select(cfg, "grad_cache.chunk_size") is not None and any(s in name.lower() for s in ("fsdp", "deepspeed")):
+    name = _strategy_name(cfg)
+    if _select(cfg, "grad_cache.chunk_size") is not None and any(s in name for s in ("fsdp", "deepspeed")):
         raise ConfigError(
             f"grad_cache.chunk_size={cfg.grad_cache.chunk_size} with trainer.strategy={name}: the gradient cache "
             "needs whole gradients on each rank (DDP or one device); use grad_cache.chunk_size=null with FSDP"
