@@ -6,6 +6,7 @@ import functools
 import pytest
 import torch
 from helpers import MINILM
+from test_grad_cache import batches, max_diff, train
 from transformers import AutoTokenizer, Qwen2Config
 
 from infembed.errors import ConfigError
@@ -14,7 +15,6 @@ from infembed.losses import build_loss
 from infembed.models.checkpoint import load_encoder
 from infembed.models.encoder import BiEncoder
 from infembed.models.module import RetrievalModule
-from test_grad_cache import batches, max_diff, train
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 TEXTS = ["kids topic 1 is fun", "technical analysis of a long topic with many words"]

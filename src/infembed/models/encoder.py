@@ -237,7 +237,7 @@ def _with_lora(model: nn.Module, lora: dict | None) -> nn.Module:
     return get_peft_model(model, config)
 
 
-def merged_backbone(encoder: "BiEncoder") -> nn.Module:
+def merged_backbone(encoder: BiEncoder) -> nn.Module:
     """The pair backbone as a plain Hugging Face model: LoRA adapters merged into the weights (W + (alpha/r)·B·A),
     in place (the encoder keeps no adapters afterwards; export loads a fresh one from the checkpoint)."""
     return encoder.backbone.merge_and_unload() if encoder.lora is not None else encoder.backbone
@@ -250,4 +250,4 @@ def _without_pooler(model: nn.Module) -> nn.Module:
     return model
 
 
-__all__ = ["BiEncoder", "POOLINGS", "merged_backbone", "pool"]
+__all__ = ["POOLINGS", "BiEncoder", "merged_backbone", "pool"]

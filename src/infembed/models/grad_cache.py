@@ -19,6 +19,7 @@ and :func:`all_reduce_gradients` averages the gradients once per optimiser step 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 import torch
@@ -47,8 +48,8 @@ class _RandomState:
         self.cpu = torch.get_rng_state()
         self.cuda = torch.cuda.get_rng_state(self.device) if self.device is not None else None
         kind = device.type if device.type in ("cuda", "cpu") else "cpu"
-        self.autocast = dict(device_type=kind, enabled=torch.is_autocast_enabled(kind),
-                             dtype=torch.get_autocast_dtype(kind))
+        self.autocast = {"device_type": kind, "enabled": torch.is_autocast_enabled(kind),
+                         "dtype": torch.get_autocast_dtype(kind)}
 
     def replay(self, fn: Callable[[], Tensor]) -> Tensor:
         """``fn()`` under the captured random and autocast state; the ambient random state is left untouched."""
@@ -77,7 +78,7 @@ class _CachedEncode(torch.autograd.Function):
         start = 0
         for piece, state in ctx.pieces:
             with torch.enable_grad():
-                embeddings = state.replay(lambda: ctx.encode(piece))  # (c, D), with a graph
+                embeddings = state.replay(functools.partial(ctx.encode, piece))  # (c, D), with a graph
             torch.autograd.backward(embeddings, grad[start : start + embeddings.shape[0]])
             start += embeddings.shape[0]
         ctx.pieces = None
