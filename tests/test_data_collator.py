@@ -87,9 +87,9 @@ def test_bad_settings_are_rejected(tokenizer):
         TripletCollator(SPEC, num_swap_negatives=-1)
 
 
-def test_auto_k_is_half_the_local_rows_minus_one():
-    assert [resolve_num_swap_negatives("auto", r) for r in (1, 2, 4, 16, 17)] == [1, 1, 1, 7, 7]
-    assert resolve_num_swap_negatives(None, 32) == 15 and resolve_num_swap_negatives(3, 32) == 3
+def test_auto_k_is_half_the_local_rows_minus_one_capped_at_six():
+    assert [resolve_num_swap_negatives("auto", r) for r in (1, 2, 4, 12, 14, 16, 17)] == [1, 1, 1, 5, 6, 6, 6]
+    assert resolve_num_swap_negatives(None, 32) == 6 and resolve_num_swap_negatives(9, 32) == 9
 
 
 def swap_texts(tokenizer, batch) -> list[list[str]]:

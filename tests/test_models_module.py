@@ -116,3 +116,11 @@ def test_no_weight_decay_on_biases_and_norms():
     decay, no_decay = optimizer.param_groups
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+
+
+def test_auto_swap_negatives_are_capped_and_explicit_k_is_not():
+    from infembed.data.collator import resolve_num_swap_negatives
+
+    assert [resolve_num_swap_negatives("auto", rows) for rows in (1, 4, 8, 14, 128, 4096)] == [1, 1, 3, 6, 6, 6]
+    assert resolve_num_swap_negatives(None, 128) == 6
+    assert resolve_num_swap_negatives(63, 128) == 63

@@ -118,6 +118,8 @@ def export_sentence_transformers(
 
     ``details`` (e.g. ``{"loss": ..., "data": ...}``) and the ``metrics_path`` file's JSON go into the model card.
     """
+    from infembed.models.encoder import merged_backbone
+
     if encoder.passage_backbone is not None:
         raise ExportError(
             "export: separate_passage_tower=True has two backbones; a sentence-transformers folder holds one"
@@ -127,7 +129,7 @@ def export_sentence_transformers(
     st_prompts = prompts(text)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    encoder.backbone.save_pretrained(out)
+    merged_backbone(encoder).save_pretrained(out)  # LoRA adapters merged: a plain Hugging Face model
     encoder.tokenizer.save_pretrained(out)
     settings = {**text, "pooling": encoder.pooling, "normalize": encoder.normalize, "prompts": st_prompts}
     modules = [
@@ -142,7 +144,7 @@ def export_sentence_transformers(
     _write_json(out / "sentence_bert_config.json", {"max_seq_length": text["max_passage_length"], "do_lower_case": False})
     pooling = {flag: encoder.pooling == name for name, flag in POOLING_FLAGS.items()}
     _write_json(out / "1_Pooling" / "config.json", {
-        "word_embedding_dimension": encoder.backbone.config.hidden_size,
+        "word_embedding_dimension": encoder.dim,
         **pooling,
         "pooling_mode_max_tokens": False,
         "pooling_mode_mean_sqrt_len_tokens": False,

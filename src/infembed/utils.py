@@ -92,8 +92,12 @@ CHECKS = {
     "module.optimizer.lr": _positive_number(),
     "module.scheduler.warmup_ratio": _ratio(),
     "evaluation.batch_size": _int(1),
+    "grad_cache.chunk_size": _int(1),
 }
-TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "callbacks.")
+TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
+# Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
+ARGV_RELAUNCH = ("ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false", "fsdp",
+                 "ddpstrategy", "fsdpstrategy")
 
 
 def _select(cfg: DictConfig, key: str):
@@ -116,6 +120,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.task == "train":
         check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
         _check_divisible(cfg)
+        _check_multirun_ddp(cfg)
+        _check_grad_cache_strategy(cfg)
     if cfg.get("optimized_metric"):
         from infembed.eval.results import check_metric_path
 
@@ -136,4 +142,50 @@ def _check_divisible(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.global_batch_size={rows} rows must be divisible by trainer.devices × trainer.num_nodes × "
             f"trainer.accumulate_grad_batches = {per_step}"
+        )
+
+
+def _device_count(devices) -> int:
+    """Devices per node as given to the trainer: an int (-1 = all), a list of ids, "auto" or a "0,1" string."""
+    if isinstance(devices, int):
+        return 2 if devices == -1 else devices  # -1 may mean several
+    if isinstance(devices, str):
+        return 2 if devices.strip() in ("-1", "auto") else len([d for d in devices.split(",") if d.strip()])
+    return len(devices) if devices is not None else 1
+
+
+def _check_multirun_ddp(cfg: DictConfig) -> None:
+    """A one-node multirun with a DDP strategy that re-runs sys.argv in each rank would run the sweep in every
+    rank: refused, unless the ranks come from SLURM or torchrun (then there is no re-run)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        return
+    strategy = _strategy_name(cfg)
+    if strategy not in ARGV_RELAUNCH or _device_count(_select(cfg, "trainer.devices")) < 2:
+        return
+    if "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ:
+        return
+    raise ConfigError(
+        f"trainer.strategy={strategy} with trainer.devices={_select(cfg, 'trainer.devices')} in a multirun (-m / "
+        "sweep=): Lightning would re-run the whole sweep in every rank. Run the sweep with launcher=slurm (one "
+        "task per device), or run single jobs with torchrun --nproc_per_node=N run.py ..."
+    )
+
+
+def _strategy_name(cfg: DictConfig) -> str:
+    """trainer.strategy as a lowercase name: the string, or the class name of its ``_target_``."""
+    strategy = _select(cfg, "trainer.strategy")
+    name = str(strategy.get("_target_", "")).rsplit(".", 1)[-1] if isinstance(strategy, DictConfig) else strategy
+    return str(name or "").lower()
+
+
+def _check_grad_cache_strategy(cfg: DictConfig) -> None:
+    """The gradient cache averages gradients itself, which sharded strategies (FSDP, DeepSpeed) do not allow."""
+    name = _strategy_name(cfg)
+    if _select(cfg, "grad_cache.chunk_size") is not None and any(s in name for s in ("fsdp", "deepspeed")):
+        raise ConfigError(
+            f"grad_cache.chunk_size={cfg.grad_cache.chunk_size} with trainer.strategy={name}: the gradient cache "
+            "needs whole gradients on each rank (DDP or one device); use grad_cache.chunk_size=null with FSDP"
         )

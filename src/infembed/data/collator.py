@@ -53,10 +53,15 @@ class TripletBatch:
 
 
 def resolve_num_swap_negatives(value: int | str | None, rows_per_device: int) -> int:
-    """K: an int ≥ 0 as given, or None/"auto" → max(1, rows_per_device // 2 - 1) (the paper's half the local
-    batch minus one, counted in rows)."""
+    """K: an int ≥ 0 as given, or None/"auto" → clamp(rows_per_device // 2 - 1, 1, 6).
+
+    Half the local batch minus one (counted in rows) as in the paper, capped at the paper's K = 6: the swap texts
+    of a step are at most N·K, so they grow linearly with the batch instead of as N² (at 128 rows per device the
+    uncapped rule gives K = 63). An explicit K is never capped.
+    """
     if value is None or value == AUTO:
-        return max(1, rows_per_device // 2 - 1)
+        cap = 6  # the paper's K (12 triplets per device)
+        return max(1, min(cap, rows_per_device // 2 - 1))
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"num_swap_negatives={value!r}: expected an int >= 0, None or {AUTO!r}")
     return value

@@ -153,7 +153,7 @@ class InfIRDataModule(LightningDataModule):
 
     @property
     def num_swap_negatives(self) -> int:
-        """K resolved: an explicit int, or for None/"auto" max(1, rows_per_device // 2 - 1)."""
+        """K resolved: an explicit int, or for None/"auto" clamp(rows_per_device // 2 - 1, 1, 6)."""
         return self._size("num_swap_negatives")
 
     def _size(self, key: str) -> int:

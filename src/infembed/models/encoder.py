@@ -9,6 +9,10 @@ unless ``separate_passage_tower`` is set. Pooling:
 - ``last``: the last non-padding token's state (decoder backbones; works with left or right padding).
 
 Embeddings are L2-normalised, so a dot product is the cosine similarity used everywhere in the project.
+
+Scale options: ``gradient_checkpointing`` recomputes each layer in the backward (the backbone's own support,
+non-reentrant, so it composes with the gradient cache); ``lora`` = ``{r, alpha, dropout, target_modules}`` trains
+low-rank adapters W + (alpha / r)·B·A through ``peft`` on the frozen backbone (null = full fine-tuning).
 """
 from __future__ import annotations
 
@@ -53,6 +57,9 @@ class BiEncoder(nn.Module):
             :class:`~infembed.text.TextSpec` (``self.text``) that training and evaluation tokenise with.
         random_init: build the architecture from the backbone's config with random weights (tests, ablations).
         config_overrides: fields replacing those of the backbone's config (e.g. a tiny BERT for tests).
+        gradient_checkpointing: recompute the backbone's layers in the backward (activation memory of one layer).
+        lora: None (train every weight) or ``{r, alpha, dropout, target_modules}`` (module names, e.g.
+            ``[q_proj, k_proj, v_proj, o_proj]``): LoRA adapters on each tower, the backbone frozen.
 
     Parts of the backbone that pooling never uses (BERT's pooler) are dropped: they would receive no gradient,
     which DDP rejects.
@@ -72,6 +79,8 @@ class BiEncoder(nn.Module):
         padding_side: str = "right",
         random_init: bool = False,
         config_overrides: dict | None = None,
+        gradient_checkpointing: bool = False,
+        lora: dict | None = None,
     ) -> None:
         super().__init__()
         check_choice(pooling, POOLINGS, "model.pooling")
@@ -82,10 +91,12 @@ class BiEncoder(nn.Module):
         self.name = name or self.backbone_name
         self.pooling = pooling
         self.normalize = normalize
-        self.backbone = _load_backbone(self.backbone_name, random_init, config_overrides)
-        self.passage_backbone = (
-            _load_backbone(self.backbone_name, random_init, config_overrides) if separate_passage_tower else None
-        )
+        self.lora = _check_lora(lora)
+        towers = 2 if separate_passage_tower else 1
+        backbones = [_load_backbone(self.backbone_name, random_init, config_overrides) for _ in range(towers)]
+        backbones = [_with_lora(_with_checkpointing(b, gradient_checkpointing), self.lora) for b in backbones]
+        self.backbone = backbones[0]
+        self.passage_backbone = backbones[1] if separate_passage_tower else None
 
     @property
     def dim(self) -> int:
@@ -102,6 +113,7 @@ class BiEncoder(nn.Module):
             "pooling": self.pooling,
             "normalize": self.normalize,
             "separate_passage_tower": self.passage_backbone is not None,
+            "lora": self.lora,
             **{k: v for k, v in self.text.as_dict().items() if k != "tokenizer"},
         }
 
@@ -176,6 +188,61 @@ def _load_backbone(name: str, random_init: bool, config_overrides: dict | None) 
     return _without_pooler(AutoModel.from_config(config))
 
 
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
+
+
+def _check_lora(lora: dict | None) -> dict | None:
+    """``model.lora``: None or exactly {r: int >= 1, alpha: number > 0, dropout: [0, 1), target_modules: names}."""
+    if lora is None:
+        return None
+    lora = dict(lora)
+    if set(lora) != set(LORA_KEYS):
+        raise ConfigError(f"model.lora={lora}: expected null or the keys {list(LORA_KEYS)}")
+    r, alpha, dropout, targets = (lora[k] for k in LORA_KEYS)
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ConfigError(f"model.lora.r={r!r}: expected an integer >= 1")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+        raise ConfigError(f"model.lora.alpha={alpha!r}: expected a number > 0")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError(f"model.lora.dropout={dropout!r}: expected a number in [0, 1)")
+    if isinstance(targets, str) or not targets or not all(isinstance(t, str) for t in targets):
+        raise ConfigError(f"model.lora.target_modules={targets!r}: expected a non-empty list of module names")
+    return {"r": r, "alpha": alpha, "dropout": dropout, "target_modules": list(targets)}
+
+
+def _with_checkpointing(model: nn.Module, enabled: bool) -> nn.Module:
+    if enabled:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise ConfigError(f"model.gradient_checkpointing=true: {type(model).__name__} does not support it")
+        kwargs = {"use_reentrant": False}  # recompute inside any backward, also the gradient cache's chunk passes
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    return model
+
+
+def _with_lora(model: nn.Module, lora: dict | None) -> nn.Module:
+    """The backbone wrapped by peft with trainable adapters (everything else frozen), or as is."""
+    if lora is None:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in lora["target_modules"] if t not in names]
+    if missing:
+        raise ConfigError(f"model.lora.target_modules: {type(model).__name__} has no modules named {missing}")
+    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                        target_modules=lora["target_modules"])
+    return get_peft_model(model, config)
+
+
+def merged_backbone(encoder: BiEncoder) -> nn.Module:
+    """The pair backbone as a plain Hugging Face model: LoRA adapters merged into the weights (W + (alpha/r)·B·A),
+    in place (the encoder keeps no adapters afterwards; export loads a fresh one from the checkpoint)."""
+    return encoder.backbone.merge_and_unload() if encoder.lora is not None else encoder.backbone
+
+
 def _without_pooler(model: nn.Module) -> nn.Module:
     """Drop a BERT-style pooler head: token pooling never uses it, so DDP would find unused parameters."""
     if getattr(model, "pooler", None) is not None:
@@ -183,4 +250,4 @@ def _without_pooler(model: nn.Module) -> nn.Module:
     return model
 
 
-__all__ = ["BiEncoder", "POOLINGS", "pool"]
+__all__ = ["POOLINGS", "BiEncoder", "merged_backbone", "pool"]

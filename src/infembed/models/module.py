@@ -8,6 +8,10 @@ Per training step (N triplets on this device, K swap negatives per triplet, S un
    that already are a pair text of the batch (Q+ ⊕ I- is the second triplet of its row) reuse that embedding.
 4. loss(z, p, z_swapped, swap_mask) from the registry in :mod:`infembed.losses`.
 
+With ``grad_cache_chunk_size`` = c, steps 1-3 go through :mod:`infembed.models.grad_cache`: each group is encoded
+in chunks of c texts without a graph and re-encoded chunk by chunk in the backward (same gradients, the memory of
+one chunk); under DDP the gradients are then averaged once per optimiser step by the module, not by DDP's hooks.
+
 The optimiser and the learning-rate schedule are partials from the config (``optimizer=``, ``scheduler=``); biases
 and norm weights get no weight decay whatever the optimiser. Master weights stay fp32 whatever the trainer
 precision (``bf16-mixed`` autocasts only the compute).
@@ -15,6 +19,7 @@ precision (``bf16-mixed`` autocasts only the compute).
 from __future__ import annotations
 
 import functools
+import logging
 from typing import TYPE_CHECKING, Callable
 
 import lightning as L
@@ -24,6 +29,7 @@ from infembed.errors import ConfigError
 from infembed.losses import InfEmbedLoss
 from infembed.models.checkpoint import KEY, encoder_record
 from infembed.models.encoder import BiEncoder
+from infembed.models.grad_cache import all_reduce_gradients, cached_encode, disable_ddp_sync
 from infembed.models.schedules import warmup_schedule
 from infembed.models.validation_metrics import ValidationMetrics
 
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+log = logging.getLogger(__name__)
 
 
 class RetrievalModule(L.LightningModule):
@@ -44,6 +51,8 @@ class RetrievalModule(L.LightningModule):
             weight_decay=0.01)``; the second parameter group (biases, norms) has weight decay 0.
         scheduler: ``scheduler(optimizer, total_steps=...) -> LRScheduler`` stepped every optimiser step
             (``infembed.models.schedules.warmup_schedule``), or None for a constant learning rate.
+        grad_cache_chunk_size: None (encode each group of texts at once) or c >= 1: the gradient cache with c
+            sequences per encoder sub-batch (:mod:`infembed.models.grad_cache`).
     """
 
     def __init__(
@@ -52,18 +61,31 @@ class RetrievalModule(L.LightningModule):
         loss: InfEmbedLoss,
         optimizer: OptimizerFactory = functools.partial(torch.optim.AdamW, lr=2e-5, weight_decay=0.01),
         scheduler: SchedulerFactory | None = functools.partial(warmup_schedule, name="linear", warmup_ratio=0.1),
+        grad_cache_chunk_size: int | None = None,
     ) -> None:
         super().__init__()
+        if grad_cache_chunk_size is not None and (
+            isinstance(grad_cache_chunk_size, bool) or not isinstance(grad_cache_chunk_size, int)
+            or grad_cache_chunk_size < 1
+        ):
+            raise ConfigError(f"grad_cache.chunk_size={grad_cache_chunk_size!r}: expected null or an integer >= 1")
+        self.chunk_size = grad_cache_chunk_size
         self.encoder = encoder
         self.loss_fn = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.val_metrics = ValidationMetrics()
 
+    def encode(self, tokens: dict[str, torch.Tensor], tower: str) -> torch.Tensor:
+        """One group of texts (B, L) -> (B, D): at once, or through the gradient cache in training."""
+        if self.chunk_size is None or not (self.training and torch.is_grad_enabled()):
+            return self.encoder(tokens, tower)
+        return cached_encode(functools.partial(self.encoder, tower=tower), tokens, self.chunk_size)
+
     def embed_batch(self, batch: TripletBatch) -> dict[str, torch.Tensor | None]:
         """Encoder passes for one collated batch -> the loss inputs."""
-        iq = self.encoder(batch.pairs, "pair")  # (N, D)
-        passages = self.encoder(batch.passages, "passage")  # (N, D)
+        iq = self.encode(batch.pairs, "pair")  # (N, D)
+        passages = self.encode(batch.passages, "passage")  # (N, D)
         iq_swapped = swap_mask = None
         if self.loss_fn.needs_swaps:
             if batch.swap_index is None:
@@ -73,7 +95,7 @@ class RetrievalModule(L.LightningModule):
                 )
             pool = iq  # (N, D)
             if batch.swap_pairs["input_ids"].shape[0] > 0:
-                pool = torch.cat([iq, self.encoder(batch.swap_pairs, "pair")])  # (N + S, D)
+                pool = torch.cat([iq, self.encode(batch.swap_pairs, "pair")])  # (N + S, D)
             iq_swapped = pool[batch.swap_index]  # (N, K, D)
             swap_mask = batch.swap_mask  # (N, K)
         return {"iq": iq, "passages": passages, "iq_swapped": iq_swapped, "swap_mask": swap_mask}
@@ -91,7 +113,24 @@ class RetrievalModule(L.LightningModule):
         return out.loss
 
     def training_step(self, batch: TripletBatch, batch_idx: int) -> torch.Tensor:
+        if batch_idx == 0:
+            self._log_loss_batch(batch.num_triplets)
         return self._step(batch, "train")
+
+    def _log_loss_batch(self, n: int) -> None:
+        """Log the number of triplets the loss sees, gathered over the ranks (every rank must call this)."""
+        total = int(self.all_gather(torch.tensor(n, device=self.device)).sum())
+        if self.global_rank == 0:
+            log.info("loss batch: %d triplets gathered from %d rank(s) (%d on this one)", total,
+                     self.trainer.world_size, n)
+
+    def on_train_start(self) -> None:
+        if self.chunk_size is not None:
+            disable_ddp_sync(self.trainer.model)  # the chunks' backward passes bypass DDP's hooks
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.chunk_size is not None:  # once per optimiser step, before clipping
+            all_reduce_gradients(list(self.parameters()))
 
     def validation_step(self, batch: TripletBatch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "val")
