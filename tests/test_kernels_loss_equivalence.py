@@ -20,10 +20,10 @@ def _step(encoder, loss_name, kernel):
     encoder.zero_grad()
     n = len(QUERIES)
     swaps = [(i, (i + s) % n) for i in range(n) for s in range(1, K + 1)]  # z_{i←j}: query i, instruction j
-    pairs = [encoder.format_pair(q, i) for q, i in zip(QUERIES, INSTRUCTIONS)]
-    pairs += [encoder.format_pair(QUERIES[i], INSTRUCTIONS[j]) for i, j in swaps]
-    z = encoder(encoder.tokenize(pairs), "pair")  # (n + n·K, D)
-    p = encoder(encoder.tokenize(PASSAGES), "passage")  # (n, D)
+    pairs = [encoder.text.format_pair(q, i) for q, i in zip(QUERIES, INSTRUCTIONS)]
+    pairs += [encoder.text.format_pair(QUERIES[i], INSTRUCTIONS[j]) for i, j in swaps]
+    z = encoder(encoder.text.tokenize(pairs, "pair"), "pair")  # (n + n·K, D)
+    p = encoder(encoder.text.tokenize(PASSAGES, "passage"), "passage")  # (n, D)
     iq, iq_swapped = z[:n], z[n:].view(n, K, -1)  # (n, D), (n, K, D)
     loss_fn = losses.build_loss(loss_name, temperature=0.05, kernel=kernel, gather=False)
     out = loss_fn(iq, p, iq_swapped)
