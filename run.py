@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import hydra
@@ -16,6 +17,8 @@ from infembed.utils import register_resolvers
 
 register_resolvers()
 log = logging.getLogger("infembed")
+# an internal error (anything but a UserError) keeps its whole traceback, not Hydra's one-line summary
+os.environ.setdefault("HYDRA_FULL_ERROR", "1")
 
 
 def not_a_product_tip(record: logging.LogRecord) -> bool:

@@ -105,6 +105,7 @@ WRONG = [
     ("model.pair_template=only", "model.pair_template='only': expected the fields ['query', 'instruction']"),
     ("scheduler.warmup_ratio=1.5", "module.scheduler.warmup_ratio=1.5: expected a number in [0, 1)"),
     ("ckpt_path=/no/such.ckpt", "ckpt_path=/no/such.ckpt: no such checkpoint file"),
+    ("+trainer.max_step=5", "trainer.max_step: not an argument of lightning.Trainer"),
 ]
 
 
@@ -123,3 +124,22 @@ def test_evaluate_task_without_benchmark_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert "benchmark.path=DIR" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_an_internal_error_keeps_its_traceback(tmp_path):
+    """Not a UserError (a bug, a library's ValueError): run.py prints its whole traceback, not one line."""
+    script = tmp_path / "buggy_run.py"
+    script.write_text(
+        "import runpy, sys\n"
+        "import infembed.pipeline\n"
+        "def shape_bug(cfg):\n"
+        "    raise ValueError('shapes (3, 4) and (5, 6) not aligned')\n"
+        "infembed.pipeline.run_task = shape_bug  # the bug, injected where run.py calls the pipeline\n"
+        f"sys.argv = ['run.py', 'debug=smoke', 'logger=csv', 'hydra.run.dir={tmp_path}/run']\n"
+        f"runpy.run_path({str(ROOT / 'run.py')!r}, run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "shape_bug" in result.stderr and "not aligned" in result.stderr

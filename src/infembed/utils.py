@@ -118,6 +118,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r}: expected {expected}")
     check_choice(_select(cfg, "kernel"), KERNELS, "kernel")
     if cfg.task == "train":
+        _check_trainer_keys(cfg)
         check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
         _check_divisible(cfg)
         _check_multirun_ddp(cfg)
@@ -129,6 +130,18 @@ def validate(cfg: DictConfig) -> None:
     ckpt = cfg.get("ckpt_path")
     if ckpt and ckpt not in ("last", "hpc") and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
+
+
+def _check_trainer_keys(cfg: DictConfig) -> None:
+    """Every key of the trainer node must be an argument of its ``_target_`` (e.g. a typo in +trainer.X=...)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    accepted = set(inspect.signature(get_class(cfg.trainer._target_)).parameters)
+    unknown = sorted(k for k in cfg.trainer if not k.startswith("_") and k not in accepted)
+    if unknown:
+        raise ConfigError(f"trainer.{unknown[0]}: not an argument of {cfg.trainer._target_}")
 
 
 def _check_divisible(cfg: DictConfig) -> None:
