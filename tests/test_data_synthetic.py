@@ -14,10 +14,17 @@ def files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
+@pytest.fixture(scope="module", params=synthetic.DIFFICULTIES)
+def generated(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("syn") / "data"
-    synthetic.generate(out, train_rows=300, eval_queries=20, seed=0)
+    synthetic.generate(out, train_rows=300, eval_queries=20, seed=0, difficulty=request.param)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hard") / "data"
+    synthetic.generate(out, train_rows=300, eval_queries=20, seed=0, difficulty="hard")
     return out
 
 
@@ -26,8 +33,9 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def test_same_seed_same_bytes_other_seed_differs(generated, tmp_path):
-    synthetic.generate(tmp_path / "again", train_rows=300, eval_queries=20, seed=0)
-    synthetic.generate(tmp_path / "other", train_rows=300, eval_queries=20, seed=1)
+    difficulty = json.loads((generated / "manifest.json").read_text())["difficulty"]
+    synthetic.generate(tmp_path / "again", train_rows=300, eval_queries=20, seed=0, difficulty=difficulty)
+    synthetic.generate(tmp_path / "other", train_rows=300, eval_queries=20, seed=1, difficulty=difficulty)
     assert files(generated) == files(tmp_path / "again")
     other = files(tmp_path / "other")
     assert other.keys() == files(generated).keys() and other["train.jsonl"] != files(generated)["train.jsonl"]
@@ -91,6 +99,9 @@ def test_ensure_regenerates_only_when_parameters_change(tmp_path):
     assert not synthetic.ensure(out, train_rows=20, eval_queries=3, seed=0)
     assert synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0)
     assert len((out / "train.jsonl").read_text().splitlines()) == 21
+    assert not synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0, difficulty="hard")  # the default
+    assert synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0, difficulty="easy")
+    assert json.loads((out / "manifest.json").read_text())["difficulty"] == "easy"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".data.lock", "data"]  # no temp dirs left behind
 
 
@@ -120,3 +131,129 @@ def test_concurrent_ensure_generates_once(tmp_path):
         generated = list(pool.map(lambda _: synthetic.ensure(tmp_path / "syn", train_rows=5, eval_queries=2), range(4)))
     assert sorted(generated) == [False, False, False, True]
     assert synthetic.is_current(tmp_path / "syn", synthetic.params(5, 2, 0))
+
+
+# -- difficulty --------------------------------------------------------------------------------------------------
+
+# sha256 over (relative path, bytes) of every file but manifest.json, written by the version-1 generator (commit
+# 8fe6c49) with train_rows=300, eval_queries=20, seed=0
+VERSION_1_DIGEST = "807c1b155e0aef1dc828409c4ce2a0550881f5003a869a5b49cbcb82b3a43987"
+
+
+def test_easy_reproduces_the_version_1_generator(tmp_path):
+    import hashlib
+
+    synthetic.generate(tmp_path / "easy", train_rows=300, eval_queries=20, seed=0, difficulty="easy")
+    digest = hashlib.sha256()
+    for name, data in files(tmp_path / "easy").items():
+        if name != "manifest.json":
+            digest.update(name.encode() + data)
+    assert digest.hexdigest() == VERSION_1_DIGEST
+
+
+def test_unknown_difficulty_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"synthetic.difficulty='medium': expected one of easy, hard"):
+        synthetic.ensure(tmp_path / "data", train_rows=5, eval_queries=2, difficulty="medium")
+
+
+# Independent decoders: read attributes, topic and aspect back from the text, using only the generator's tables.
+
+
+def passage_facts(text: str, topics: list[str]) -> tuple[str, str, dict[str, int]]:
+    """(topic, aspect, attribute values) of a passage."""
+    (topic,) = [t for t in topics if t in text]
+    (aspect,) = [
+        a
+        for a, (_, _, follows) in synthetic.ASPECTS.items()
+        if any(f.format(**tense) in text for f in follows for tense in synthetic.TENSES)
+    ]
+    values = {}
+    for name in ("audience", "period", "stance"):
+        (values[name],) = [v for v in (0, 1) if any(m in text for m in synthetic.ATTRIBUTES[name][v])]
+    listed = any(m.split("{a}")[0] in text for m in synthetic.ATTRIBUTES["format"][0])
+    values["format"] = 0 if listed else 1
+    return topic, aspect, values
+
+
+def query_facts(text: str, topics: list[str]) -> tuple[str, str]:
+    (fact,) = [
+        (t, a) for t in topics for a, (queries, _, _) in synthetic.ASPECTS.items()
+        if text in {q.format(topic=t) for q in queries}
+    ]
+    return fact
+
+
+def constraints(instruction: str) -> dict[str, tuple[int, bool, str]]:
+    """attribute -> (required value, negated, wording set) for every constraint phrase in the instruction."""
+    found = {}
+    for name, wordings in synthetic.PHRASES.items():
+        for wording, by_value in wordings.items():
+            for value, phrases in enumerate(by_value):
+                for phrase in phrases:
+                    at = instruction.find(phrase)
+                    if at >= 0:
+                        negated = instruction[:at].endswith(synthetic.NEGATION)
+                        assert name not in found, instruction
+                        found[name] = (value ^ negated, negated, wording)
+    assert found, instruction
+    return found
+
+
+def satisfies(values: dict[str, int], required: dict[str, tuple[int, bool, str]]) -> int:
+    """How many of the constraints the attribute values satisfy."""
+    return sum(values[name] == value for name, (value, _, _) in required.items())
+
+
+def test_hard_relevance_is_exactly_query_match_and_both_constraints(hard):
+    folder, topics = hard / "followir", json.loads((hard / "manifest.json").read_text())["heldout_topics"]
+    corpus = {d["_id"]: passage_facts(d["text"], topics) for d in read_jsonl(folder / "corpus.jsonl")}
+    candidates = {c["query-id"]: c["corpus-ids"] for c in read_jsonl(folder / "candidates.jsonl")}
+    qrels = {key: read_qrels(folder / "qrels" / f"{key}.tsv") for key in ("og", "changed")}
+    negated = 0
+    for query in read_jsonl(folder / "queries.jsonl"):
+        facts = query_facts(query["text"], topics)
+        required = {key: constraints(query[f"instruction_{key}"]) for key in ("og", "changed")}
+        assert len(required["og"]) == 2 and required["og"].keys() == required["changed"].keys()
+        assert sum(required["og"][a][0] != required["changed"][a][0] for a in required["og"]) == 1
+        negated += sum(n for _, n, _ in required["og"].values())
+        partial = other_aspect = 0
+        for doc in candidates[query["_id"]]:
+            topic, aspect, values = corpus[doc]
+            for key in ("og", "changed"):
+                relevant = (topic, aspect) == facts and satisfies(values, required[key]) == 2
+                assert qrels[key][query["_id"]][doc] == int(relevant), (query, doc, key)
+            partial += (topic, aspect) == facts and satisfies(values, required["og"]) == 1
+            other_aspect += topic == facts[0] and aspect != facts[1] and satisfies(values, required["og"]) == 2
+        # partial matches (one constraint of two; both constraints on another aspect) are in every pool
+        assert partial >= 4 and other_aspect >= 4
+    assert negated >= 5  # negated constraints occur, and the relevance above honours them
+
+
+def test_hard_rows_flip_one_constraint_of_the_instruction(hard):
+    topics = json.loads((hard / "manifest.json").read_text())
+    topics = topics["train_topics"] + topics["heldout_topics"]
+    sizes = []
+    for name in ("train.jsonl", "heldout.jsonl"):
+        for row in read_jsonl(hard / name):
+            positive, negative = constraints(row["instruction_positive"]), constraints(row["instruction_negative"])
+            sizes.append((name, len(positive)))
+            _, _, values = passage_facts(row["document_positive"], topics)
+            _, _, flipped = passage_facts(row["hard_negative_document_1"], topics)
+            assert satisfies(values, positive) == len(positive) and satisfies(flipped, negative) == len(negative)
+            assert satisfies(values, negative) == satisfies(flipped, positive) == len(positive) - 1, row
+    assert {n for name, n in sizes if name == "train.jsonl"} == {1, 2}
+    assert {n for name, n in sizes if name == "heldout.jsonl"} == {2}
+
+
+def test_hard_heldout_wordings_never_occur_in_training(hard):
+    train = [r[k] for r in read_jsonl(hard / "train.jsonl") for k in ("instruction_positive", "instruction_negative")]
+    heldout = [r[k] for r in read_jsonl(hard / "heldout.jsonl") for k in ("instruction_positive", "instruction_negative")]
+    heldout += [q[k] for q in read_jsonl(hard / "followir" / "queries.jsonl") for k in ("instruction_og", "instruction_changed")]
+    assert {w for i in train for _, _, w in constraints(i).values()} == {"train"}
+    assert {w for i in heldout for _, _, w in constraints(i).values()} == {"heldout"}
+    heldout_phrases = [p for w in synthetic.PHRASES.values() for by_value in w["heldout"] for p in by_value]
+    assert not [p for p in heldout_phrases if any(p in i for i in train)]
+    # the sentence templates differ too: no training instruction starts like a held-out one
+    starts = {t.split("{0}")[0] for t in synthetic.TEMPLATES["heldout"][2]}
+    assert all(any(i.startswith(s) for s in starts) for i in heldout)
+    assert not any(i.startswith(s) for s in starts for i in train)

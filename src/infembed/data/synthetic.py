@@ -18,7 +18,17 @@ FollowIR form: an original instruction (x[A] = v) and a changed one (x[A] = ¬v)
 topic/aspect passages with both values, the same topic's other aspects and other topics; the changed docs
 (relevant under the original only) are the ones p-MRR follows.
 
+Difficulty (`difficulty`, recorded in manifest.json):
+    easy  the above: one attribute per instruction, the same wordings in training and evaluation, 22-passage pools.
+    hard  (default) instructions are built from constraint phrases ("aimed at young readers"), each possibly negated
+          ("not aimed at young readers" = experts). Training rows constrain one or two attributes (HARD) with the
+          "train" wordings; held-out rows and FollowIR queries constrain two attributes A, B with "heldout" wordings
+          (phrases and sentence templates never used in training). FollowIR: og asks x[A] = a and x[B] = b, changed
+          asks x[A] = a and x[B] = ¬b; the pool adds partial matches (only A or only B satisfied, the right
+          constraints on another aspect) that are judged non-relevant.
+
     python -m infembed.data.synthetic --out DIR [--train-rows 4000] [--eval-queries 150] [--seed 0]
+        [--difficulty hard]
 """
 
 from __future__ import annotations
@@ -29,9 +39,11 @@ import os
 import random
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-VERSION = 1
+VERSION = 2  # 2: the difficulty parameter (easy writes the same files as version 1)
+DIFFICULTIES = ("easy", "hard")
 HELDOUT_TOPIC_FRACTION = 0.25
 
 TOPICS = (
@@ -375,6 +387,208 @@ def make_followir_query(rng: random.Random, topic: str, topics: list[str], corpu
     }
 
 
+# -- hard difficulty -------------------------------------------------------------------------------------------
+
+# attribute -> wording set -> (phrases for value 0, phrases for value 1). "train" phrases appear only in training
+# rows, "heldout" phrases only in held-out rows and FollowIR queries. Like the easy instructions, they share no
+# word of more than four letters with any passage.
+PHRASES = {
+    "audience": {
+        "train": (
+            (
+                "aimed at young readers",
+                "written for a child",
+                "suitable for an elementary school class",
+                "meant to entertain a seven-year-old",
+            ),
+            (
+                "aimed at professionals in the field",
+                "written at a graduate level",
+                "suitable for university researchers",
+                "meant to inform a trained specialist",
+            ),
+        ),
+        "heldout": (
+            ("pitched at kids", "intended for a primary-school audience"),
+            ("pitched at domain experts", "intended for seasoned practitioners"),
+        ),
+    },
+    "period": {
+        "train": (
+            (
+                "about how things used to be long ago",
+                "set in an earlier historical period",
+                "about the situation in past centuries",
+                "recounting bygone times",
+            ),
+            (
+                "about how things stand at present",
+                "depicting the current state of affairs",
+                "about the situation nowadays",
+                "recounting the contemporary situation",
+            ),
+        ),
+        "heldout": (
+            ("describing the olden days", "looking back at yesteryear"),
+            ("describing today's world", "covering the modern day"),
+        ),
+    },
+    "stance": {
+        "train": (
+            ("taking a favourable view", "optimistic and approving in tone", "praising it", "enthusiastic about it"),
+            ("taking a disapproving view", "skeptical and negative in tone", "complaining about it", "pessimistic about it"),
+        ),
+        "heldout": (
+            ("upbeat about the subject", "full of admiration"),
+            ("harsh about the subject", "full of disappointment"),
+        ),
+    },
+    "format": {
+        "train": (
+            (
+                "presented as enumerated items",
+                "laid out as a numbered breakdown",
+                "given as an itemised rundown",
+                "structured as a checklist",
+            ),
+            (
+                "presented as a flowing paragraph",
+                "laid out as a continuous narrative",
+                "given as connected sentences in one block",
+                "structured as an essay-like passage",
+            ),
+        ),
+        "heldout": (
+            ("formatted as a list", "broken into separate bullet entries"),
+            ("formatted as unbroken prose", "written as one seamless stretch of text"),
+        ),
+    },
+}
+NEGATION = "not "
+
+# wording set -> number of constraints -> sentence templates
+TEMPLATES = {
+    "train": {
+        1: ("The passage should be {0}.", "I want something {0}.", "Only show material {0}."),
+        2: ("The passage should be {0} and {1}.", "I want something {0}, and {1}.", "Only show material {0} and {1}."),
+    },
+    "heldout": {
+        1: ("Looking for writing {0}.", "Retrieve a document {0}."),
+        2: ("Looking for writing {0} as well as {1}.", "Retrieve a document {0}, and also {1}."),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Hard:
+    """The knobs of the hard difficulty (pool counts are per FollowIR query)."""
+
+    train_two_constraints: float = 0.5  # share of training rows whose instruction constrains two attributes
+    negation: float = 0.3  # chance that a constraint is worded as a negation, in training and held out
+    relevant: int = 4  # same topic/aspect, both constraints (each has a B-flip and an A-flip in the pool)
+    both_flipped: int = 2  # same topic/aspect, neither constraint
+    other_aspect: int = 8  # same topic, other aspect, both constraints
+    other_topic: int = 6  # other held-out topics, any attributes
+
+
+HARD = Hard()
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """x[attribute] = value, worded with phrase `index` of value ^ negated, after "not " when negated."""
+
+    attribute: str
+    value: int
+    negated: bool
+    index: int
+
+    def render(self, wording: str) -> str:
+        phrases = PHRASES[self.attribute][wording][self.value ^ self.negated]
+        return NEGATION * self.negated + phrases[self.index % len(phrases)]
+
+    def flip(self, rng: random.Random) -> Constraint:
+        """x[attribute] = ¬value: toggle the negation (same phrase) or take the parallel phrase (same negation)."""
+        negated = not self.negated if rng.random() < 0.5 else self.negated
+        return Constraint(self.attribute, 1 - self.value, negated, self.index)
+
+
+def _constraint(rng: random.Random, attribute: str, value: int) -> Constraint:
+    return Constraint(attribute, value, rng.random() < HARD.negation, rng.randrange(12))
+
+
+def _hard_instructions(
+    rng: random.Random, wording: str, positive: list[Constraint], negative: list[Constraint]
+) -> tuple[str, str]:
+    """Two instructions with the same sentence template: (positive constraints, negative constraints)."""
+    template = rng.choice(TEMPLATES[wording][len(positive)])
+    return tuple(template.format(*(c.render(wording) for c in cs)) for cs in (positive, negative))
+
+
+def make_hard_row(rng: random.Random, topic: str, wording: str, two_constraints: float) -> dict[str, str]:
+    """One InF-IR row whose I+ constrains one or two attributes; I- flips one of them, as hard negative 1 does."""
+    aspect, other_aspect = rng.sample(sorted(ASPECTS), 2)
+    attributes = rng.sample(ATTRIBUTE_NAMES, 2 if rng.random() < two_constraints else 1)
+    values, choices = _values(rng), _choices(rng)
+    constraints = [_constraint(rng, a, values[a]) for a in attributes]
+    changed = rng.randrange(len(constraints))
+    flipped = [c.flip(rng) if i == changed else c for i, c in enumerate(constraints)]
+    positive, negative = _hard_instructions(rng, wording, constraints, flipped)
+    attribute = attributes[changed]
+    return {
+        "query_positive": _query(rng, topic, aspect),
+        "query_negative": _query(rng, topic, other_aspect),
+        "instruction_positive": positive,
+        "instruction_negative": negative,
+        "document_positive": _passage(choices, topic, aspect, values),
+        "hard_negative_document_1": _passage(choices, topic, aspect, dict(values, **{attribute: 1 - values[attribute]})),
+        "hard_negative_document_2": _passage(choices, topic, other_aspect, values),
+    }
+
+
+def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], corpus: _Corpus) -> dict:
+    """One hard FollowIR-form query: og asks x[A] = a and x[B] = b, changed asks x[A] = a and x[B] = ¬b.
+
+    Pool (HARD: 4 + 4 + 4 + 2 + 8 + 6 = 28), same topic/aspect unless said: R = passages with (a, b), relevant under
+    og; their B-flips (a, ¬b), relevant under changed; their A-flips (¬a, b) and (¬a, ¬b), never relevant; same
+    topic, other aspects, with (a, b); other held-out topics with any attributes.
+    """
+    aspect = rng.choice(sorted(ASPECTS))
+    first, second = rng.sample(ATTRIBUTE_NAMES, 2)
+    target = {first: rng.randrange(2), second: rng.randrange(2)}
+    constraints = [_constraint(rng, name, value) for name, value in target.items()]
+    og_text, changed_text = _hard_instructions(rng, "heldout", constraints, [constraints[0], constraints[1].flip(rng)])
+    og, changed, partial = {}, {}, []
+    for number in range(HARD.relevant):
+        values, choices = dict(_values(rng), **target), _choices(rng)
+        og[corpus.add(_passage(choices, topic, aspect, values))] = 1
+        changed[corpus.add(_passage(choices, topic, aspect, dict(values, **{second: 1 - target[second]})))] = 1
+        partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **{first: 1 - target[first]}))))
+        if number < HARD.both_flipped:
+            neither = {first: 1 - target[first], second: 1 - target[second]}
+            partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **neither))))
+    others = [a for a in sorted(ASPECTS) if a != aspect]
+    distractors = [
+        corpus.add(_passage(_choices(rng), topic, rng.choice(others), dict(_values(rng), **target)))
+        for _ in range(HARD.other_aspect)
+    ]
+    other_topics = [t for t in topics if t != topic]
+    distractors += [
+        corpus.add(_passage(_choices(rng), rng.choice(other_topics), rng.choice(sorted(ASPECTS)), _values(rng)))
+        for _ in range(HARD.other_topic)
+    ]
+    pool = list(dict.fromkeys([*og, *changed, *partial, *distractors]))
+    rng.shuffle(pool)
+    return {
+        "text": _query(rng, topic, aspect),
+        "instruction_og": og_text,
+        "instruction_changed": changed_text,
+        "pool": pool,
+        "og": {d: og.get(d, 0) for d in pool},
+        "changed": {d: changed.get(d, 0) for d in pool},
+    }
+
+
 def _write_jsonl(path: Path, records: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for record in records:
@@ -387,8 +601,12 @@ def _write_qrels(path: Path, queries: list[dict], key: str) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def params(train_rows: int, eval_queries: int, seed: int, heldout_rows: int | None = None) -> dict:
+def params(
+    train_rows: int, eval_queries: int, seed: int, heldout_rows: int | None = None, difficulty: str = "hard"
+) -> dict:
     """The generator parameters recorded in manifest.json (heldout_rows defaults to 2 × eval_queries)."""
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"synthetic.difficulty={difficulty!r}: expected one of {', '.join(DIFFICULTIES)}")
     heldout = 2 * eval_queries if heldout_rows is None else heldout_rows
     return {
         "version": VERSION,
@@ -396,18 +614,31 @@ def params(train_rows: int, eval_queries: int, seed: int, heldout_rows: int | No
         "eval_queries": eval_queries,
         "heldout_rows": heldout,
         "seed": seed,
+        "difficulty": difficulty,
     }
+
+
+def _makers(difficulty: str):
+    """(training row, held-out row, FollowIR query) makers of one difficulty."""
+    if difficulty == "easy":
+        return make_row, make_row, make_followir_query
+    return (
+        lambda rng, topic: make_hard_row(rng, topic, "train", HARD.train_two_constraints),
+        lambda rng, topic: make_hard_row(rng, topic, "heldout", 1.0),
+        make_hard_followir_query,
+    )
 
 
 def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
     """Write every file of the synthetic dataset into an existing directory."""
     rng = random.Random(config["seed"])
     train_topics, heldout_topics = split_topics(random.Random(f"topics-{config['seed']}"))
-    train = [make_row(rng, rng.choice(train_topics)) for _ in range(config["train_rows"])]
-    heldout = [make_row(rng, rng.choice(heldout_topics)) for _ in range(config["heldout_rows"])]
+    train_row, heldout_row, followir_query = _makers(config["difficulty"])
+    train = [train_row(rng, rng.choice(train_topics)) for _ in range(config["train_rows"])]
+    heldout = [heldout_row(rng, rng.choice(heldout_topics)) for _ in range(config["heldout_rows"])]
     corpus = _Corpus()
     queries = [
-        make_followir_query(rng, rng.choice(heldout_topics), heldout_topics, corpus)
+        followir_query(rng, rng.choice(heldout_topics), heldout_topics, corpus)
         for _ in range(config["eval_queries"])
     ]
     for number, query in enumerate(queries):
@@ -470,6 +701,7 @@ def generate(
     eval_queries: int = 150,
     seed: int = 0,
     heldout_rows: int | None = None,
+    difficulty: str = "hard",
 ) -> dict[str, str]:
     """Generate the dataset into out_dir atomically (temp dir + rename) and return its paths.
 
@@ -479,7 +711,7 @@ def generate(
         raise ValueError(f"train_rows={train_rows}, eval_queries={eval_queries}: expected both >= 1")
     out = Path(out_dir)
     refuse_foreign_directory(out)
-    config = params(train_rows, eval_queries, seed, heldout_rows)
+    config = params(train_rows, eval_queries, seed, heldout_rows, difficulty)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -514,6 +746,7 @@ def ensure(
     eval_queries: int = 150,
     seed: int = 0,
     heldout_rows: int | None = None,
+    difficulty: str = "hard",
 ) -> bool:
     """Generate into out_dir unless it already holds data with these parameters; True when it generated.
 
@@ -523,9 +756,9 @@ def ensure(
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out.parent / f".{out.name}.lock")):
-        if is_current(out, params(train_rows, eval_queries, seed, heldout_rows)):
+        if is_current(out, params(train_rows, eval_queries, seed, heldout_rows, difficulty)):
             return False
-        generate(out, train_rows, eval_queries, seed, heldout_rows)
+        generate(out, train_rows, eval_queries, seed, heldout_rows, difficulty)
         return True
 
 
@@ -536,8 +769,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-queries", type=int, default=150)
     parser.add_argument("--heldout-rows", type=int, default=None, help="default: 2 × eval queries")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--difficulty", choices=DIFFICULTIES, default="hard")
     args = parser.parse_args(argv)
-    paths = generate(args.out, args.train_rows, args.eval_queries, args.seed, args.heldout_rows)
+    paths = generate(args.out, args.train_rows, args.eval_queries, args.seed, args.heldout_rows, args.difficulty)
     print(json.dumps(paths, indent=2))
 
 
