@@ -20,12 +20,11 @@ topic/aspect passages with both values, the same topic's other aspects and other
 
 Difficulty (`difficulty`, recorded in manifest.json):
     easy  the above: one attribute per instruction, the same wordings in training and evaluation, 22-passage pools.
-    hard  (default) instructions are built from constraint phrases ("aimed at young readers"), each possibly negated
-          ("not aimed at young readers" = experts). Training rows constrain one or two attributes (HARD) with the
-          "train" wordings; held-out rows and FollowIR queries constrain two attributes A, B with "heldout" wordings
-          (phrases and sentence templates never used in training). FollowIR: og asks x[A] = a and x[B] = b, changed
-          asks x[A] = a and x[B] = ¬b; the pool adds partial matches (only A or only B satisfied, the right
-          constraints on another aspect) that are judged non-relevant.
+    hard  (default) the same training rows; held-out rows and FollowIR queries are harder (knobs in HARD): their
+          instructions constrain two attributes A, B at once, from constraint phrases never used in training
+          ("pitched at kids"), each possibly negated ("not pitched at kids" = experts), in sentence templates never
+          used in training. FollowIR: og asks x[A] = a and x[B] = b, changed asks x[A] = a and x[B] = ¬b; the pool
+          (28) adds partial matches judged non-relevant: only A or neither satisfied, both on another aspect.
 
     python -m infembed.data.synthetic --out DIR [--train-rows 4000] [--eval-queries 150] [--seed 0]
         [--difficulty hard]
@@ -389,105 +388,44 @@ def make_followir_query(rng: random.Random, topic: str, topics: list[str], corpu
 
 # -- hard difficulty -------------------------------------------------------------------------------------------
 
-# attribute -> wording set -> (phrases for value 0, phrases for value 1). "train" phrases appear only in training
-# rows, "heldout" phrases only in held-out rows and FollowIR queries. Like the easy instructions, they share no
-# word of more than four letters with any passage.
+# attribute -> (constraint phrases for value 0, for value 1). Held-out rows and FollowIR queries only: no phrase
+# occurs in a training instruction (training rows are the easy ones), and, like those, none shares a word of more
+# than four letters with any passage.
 PHRASES = {
-    "audience": {
-        "train": (
-            (
-                "aimed at young readers",
-                "written for a child",
-                "suitable for an elementary school class",
-                "meant to entertain a seven-year-old",
-            ),
-            (
-                "aimed at professionals in the field",
-                "written at a graduate level",
-                "suitable for university researchers",
-                "meant to inform a trained specialist",
-            ),
-        ),
-        "heldout": (
-            ("pitched at kids", "intended for a primary-school audience"),
-            ("pitched at domain experts", "intended for seasoned practitioners"),
-        ),
-    },
-    "period": {
-        "train": (
-            (
-                "about how things used to be long ago",
-                "set in an earlier historical period",
-                "about the situation in past centuries",
-                "recounting bygone times",
-            ),
-            (
-                "about how things stand at present",
-                "depicting the current state of affairs",
-                "about the situation nowadays",
-                "recounting the contemporary situation",
-            ),
-        ),
-        "heldout": (
-            ("describing the olden days", "looking back at yesteryear"),
-            ("describing today's world", "covering the modern day"),
-        ),
-    },
-    "stance": {
-        "train": (
-            ("taking a favourable view", "optimistic and approving in tone", "praising it", "enthusiastic about it"),
-            ("taking a disapproving view", "skeptical and negative in tone", "complaining about it", "pessimistic about it"),
-        ),
-        "heldout": (
-            ("upbeat about the subject", "full of admiration"),
-            ("harsh about the subject", "full of disappointment"),
-        ),
-    },
-    "format": {
-        "train": (
-            (
-                "presented as enumerated items",
-                "laid out as a numbered breakdown",
-                "given as an itemised rundown",
-                "structured as a checklist",
-            ),
-            (
-                "presented as a flowing paragraph",
-                "laid out as a continuous narrative",
-                "given as connected sentences in one block",
-                "structured as an essay-like passage",
-            ),
-        ),
-        "heldout": (
-            ("formatted as a list", "broken into separate bullet entries"),
-            ("formatted as unbroken prose", "written as one seamless stretch of text"),
-        ),
-    },
+    "audience": (
+        ("pitched at kids", "intended for a primary-school audience", "fit for youngsters"),
+        ("pitched at domain experts", "intended for seasoned practitioners", "fit for scholars"),
+    ),
+    "period": (
+        ("describing a vanished past", "looking back at yesteryear", "about history"),
+        ("describing today's world", "covering the modern day", "about the here and now"),
+    ),
+    "stance": (
+        ("upbeat about the subject", "full of admiration", "cheerful in outlook"),
+        ("harsh about the subject", "full of disappointment", "gloomy in outlook"),
+    ),
+    "format": (
+        ("formatted as a list", "broken into separate bullet entries", "split into items"),
+        ("formatted as unbroken prose", "written as one seamless stretch of text", "kept as running text"),
+    ),
 }
 NEGATION = "not "
-
-# wording set -> number of constraints -> sentence templates
+# number of constraints -> sentence templates (none is used in training)
 TEMPLATES = {
-    "train": {
-        1: ("The passage should be {0}.", "I want something {0}.", "Only show material {0}."),
-        2: ("The passage should be {0} and {1}.", "I want something {0}, and {1}.", "Only show material {0} and {1}."),
-    },
-    "heldout": {
-        1: ("Looking for writing {0}.", "Retrieve a document {0}."),
-        2: ("Looking for writing {0} as well as {1}.", "Retrieve a document {0}, and also {1}."),
-    },
+    1: ("Looking for writing {0}.", "Retrieve a document {0}."),
+    2: ("Looking for writing {0} as well as {1}.", "Retrieve a document {0}, and also {1}."),
 }
 
 
 @dataclass(frozen=True)
 class Hard:
-    """The knobs of the hard difficulty (pool counts are per FollowIR query)."""
+    """The knobs of the hard held-out set (pool counts are per FollowIR query)."""
 
-    train_two_constraints: float = 0.5  # share of training rows whose instruction constrains two attributes
-    negation: float = 0.3  # chance that a constraint is worded as a negation, in training and held out
-    relevant: int = 4  # same topic/aspect, both constraints (each has a B-flip and an A-flip in the pool)
-    both_flipped: int = 2  # same topic/aspect, neither constraint
-    other_aspect: int = 8  # same topic, other aspect, both constraints
+    two_constraints: float = 1.0  # share of held-out rows and queries whose instruction constrains two attributes
+    negation: float = 0.3  # chance that a constraint is worded as a negation
+    relevant: int = 4  # same topic/aspect, every constraint (each has a B-flip and, with two, an A-flip in the pool)
+    both_flipped: int = 2  # with two constraints: same topic/aspect, neither constraint
+    other_aspect: int = 8  # same topic, other aspect, every constraint
     other_topic: int = 6  # other held-out topics, any attributes
 
 
@@ -503,8 +441,8 @@ class Constraint:
     negated: bool
     index: int
 
-    def render(self, wording: str) -> str:
-        phrases = PHRASES[self.attribute][wording][self.value ^ self.negated]
+    def render(self) -> str:
+        phrases = PHRASES[self.attribute][self.value ^ self.negated]
         return NEGATION * self.negated + phrases[self.index % len(phrases)]
 
     def flip(self, rng: random.Random) -> Constraint:
@@ -513,60 +451,63 @@ class Constraint:
         return Constraint(self.attribute, 1 - self.value, negated, self.index)
 
 
-def _constraint(rng: random.Random, attribute: str, value: int) -> Constraint:
-    return Constraint(attribute, value, rng.random() < HARD.negation, rng.randrange(12))
+def _constraints(rng: random.Random, target: dict[str, int]) -> list[Constraint]:
+    return [Constraint(name, value, rng.random() < HARD.negation, rng.randrange(12)) for name, value in target.items()]
 
 
-def _hard_instructions(
-    rng: random.Random, wording: str, positive: list[Constraint], negative: list[Constraint]
-) -> tuple[str, str]:
+def _hard_instructions(rng: random.Random, positive: list[Constraint], negative: list[Constraint]) -> tuple[str, str]:
     """Two instructions with the same sentence template: (positive constraints, negative constraints)."""
-    template = rng.choice(TEMPLATES[wording][len(positive)])
-    return tuple(template.format(*(c.render(wording) for c in cs)) for cs in (positive, negative))
+    template = rng.choice(TEMPLATES[len(positive)])
+    return tuple(template.format(*(c.render() for c in cs)) for cs in (positive, negative))
 
 
-def make_hard_row(rng: random.Random, topic: str, wording: str, two_constraints: float) -> dict[str, str]:
-    """One InF-IR row whose I+ constrains one or two attributes; I- flips one of them, as hard negative 1 does."""
+def _attributes(rng: random.Random) -> list[str]:
+    """The constrained attributes of one held-out row or query; the last one is the one that changes."""
+    return rng.sample(ATTRIBUTE_NAMES, 2 if rng.random() < HARD.two_constraints else 1)
+
+
+def make_hard_row(rng: random.Random, topic: str) -> dict[str, str]:
+    """One held-out InF-IR row: I+ constrains one or two attributes, I- and hard negative 1 flip the last one."""
     aspect, other_aspect = rng.sample(sorted(ASPECTS), 2)
-    attributes = rng.sample(ATTRIBUTE_NAMES, 2 if rng.random() < two_constraints else 1)
-    values, choices = _values(rng), _choices(rng)
-    constraints = [_constraint(rng, a, values[a]) for a in attributes]
-    changed = rng.randrange(len(constraints))
-    flipped = [c.flip(rng) if i == changed else c for i, c in enumerate(constraints)]
-    positive, negative = _hard_instructions(rng, wording, constraints, flipped)
-    attribute = attributes[changed]
+    attributes, values, choices = _attributes(rng), _values(rng), _choices(rng)
+    constraints = _constraints(rng, {name: values[name] for name in attributes})
+    positive, negative = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip(rng)])
+    changed = attributes[-1]
     return {
         "query_positive": _query(rng, topic, aspect),
         "query_negative": _query(rng, topic, other_aspect),
         "instruction_positive": positive,
         "instruction_negative": negative,
         "document_positive": _passage(choices, topic, aspect, values),
-        "hard_negative_document_1": _passage(choices, topic, aspect, dict(values, **{attribute: 1 - values[attribute]})),
+        "hard_negative_document_1": _passage(choices, topic, aspect, dict(values, **{changed: 1 - values[changed]})),
         "hard_negative_document_2": _passage(choices, topic, other_aspect, values),
     }
 
 
 def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], corpus: _Corpus) -> dict:
-    """One hard FollowIR-form query: og asks x[A] = a and x[B] = b, changed asks x[A] = a and x[B] = ¬b.
+    """One hard FollowIR-form query: og asks x[A] = a (with two constraints) and x[B] = b; changed flips b.
 
-    Pool (HARD: 4 + 4 + 4 + 2 + 8 + 6 = 28), same topic/aspect unless said: R = passages with (a, b), relevant under
-    og; their B-flips (a, ¬b), relevant under changed; their A-flips (¬a, b) and (¬a, ¬b), never relevant; same
-    topic, other aspects, with (a, b); other held-out topics with any attributes.
+    Pool (two constraints: 4 + 4 + 4 + 2 + 8 + 6 = 28; one: 4 + 4 + 8 + 6 = 22), same topic/aspect unless said:
+    R = passages with (a, b), relevant under og; their B-flips (a, ¬b), relevant under changed; their A-flips
+    (¬a, b) and (¬a, ¬b), never relevant; same topic, other aspects, with (a, b); other held-out topics, any
+    attributes.
     """
     aspect = rng.choice(sorted(ASPECTS))
-    first, second = rng.sample(ATTRIBUTE_NAMES, 2)
-    target = {first: rng.randrange(2), second: rng.randrange(2)}
-    constraints = [_constraint(rng, name, value) for name, value in target.items()]
-    og_text, changed_text = _hard_instructions(rng, "heldout", constraints, [constraints[0], constraints[1].flip(rng)])
+    attributes = _attributes(rng)
+    target = {name: rng.randrange(2) for name in attributes}
+    constraints = _constraints(rng, target)
+    og_text, changed_text = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip(rng)])
+    *stable, changing = attributes
     og, changed, partial = {}, {}, []
     for number in range(HARD.relevant):
         values, choices = dict(_values(rng), **target), _choices(rng)
         og[corpus.add(_passage(choices, topic, aspect, values))] = 1
-        changed[corpus.add(_passage(choices, topic, aspect, dict(values, **{second: 1 - target[second]})))] = 1
-        partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **{first: 1 - target[first]}))))
-        if number < HARD.both_flipped:
-            neither = {first: 1 - target[first], second: 1 - target[second]}
-            partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **neither))))
+        changed[corpus.add(_passage(choices, topic, aspect, dict(values, **{changing: 1 - target[changing]})))] = 1
+        for name in stable:
+            partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **{name: 1 - target[name]}))))
+            if number < HARD.both_flipped:
+                neither = {name: 1 - target[name], changing: 1 - target[changing]}
+                partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **neither))))
     others = [a for a in sorted(ASPECTS) if a != aspect]
     distractors = [
         corpus.add(_passage(_choices(rng), topic, rng.choice(others), dict(_values(rng), **target)))
@@ -622,11 +563,7 @@ def _makers(difficulty: str):
     """(training row, held-out row, FollowIR query) makers of one difficulty."""
     if difficulty == "easy":
         return make_row, make_row, make_followir_query
-    return (
-        lambda rng, topic: make_hard_row(rng, topic, "train", HARD.train_two_constraints),
-        lambda rng, topic: make_hard_row(rng, topic, "heldout", 1.0),
-        make_hard_followir_query,
-    )
+    return make_row, make_hard_row, make_hard_followir_query
 
 
 def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
