@@ -133,10 +133,10 @@ def test_concurrent_ensure_generates_once(tmp_path):
     assert synthetic.is_current(tmp_path / "syn", synthetic.params(5, 2, 0))
 
 
-# -- difficulty --------------------------------------------------------------------------------------------------
+# -- difficulty ----------------------------------------------------------------------------------------------
 
-# sha256 over (relative path, bytes) of every file but manifest.json, written by the version-1 generator (commit
-# 8fe6c49) with train_rows=300, eval_queries=20, seed=0
+# sha256 over (relative path, bytes) of every file but manifest.json, written by the version-1 generator
+# (commit 8fe6c49) with train_rows=300, eval_queries=20, seed=0
 VERSION_1_DIGEST = "807c1b155e0aef1dc828409c4ce2a0550881f5003a869a5b49cbcb82b3a43987"
 
 
@@ -156,7 +156,7 @@ def test_unknown_difficulty_is_a_clear_error(tmp_path):
         synthetic.ensure(tmp_path / "data", train_rows=5, eval_queries=2, difficulty="medium")
 
 
-# Independent decoders: read attributes, topic and aspect back from the text, using only the generator's tables.
+# Independent decoders: attributes, topic and aspect read back from the text with the generator's tables only.
 
 
 def passage_facts(text: str, topics: list[str]) -> tuple[str, str, dict[str, int]]:
@@ -221,18 +221,20 @@ def test_hard_relevance_is_exactly_query_match_and_every_constraint(hard):
             topic, aspect, values = corpus[doc]
             for key in ("og", "changed"):
                 relevant = (topic, aspect) == facts and satisfies(values, required[key]) == n
-                assert qrels[key][query["_id"]][doc] == int(relevant), (query, doc, key)
+                assert qrels[key][query["_id"]][doc] == int(relevant), (query, doc)
             partial += (topic, aspect) == facts and 0 < satisfies(values, required["og"]) < n
-            other_aspect += topic == facts[0] and aspect != facts[1] and satisfies(values, required["og"]) == n
-        # partial matches (some constraints but not all; all constraints on another aspect) are in every pool
+            on_other_aspect = topic == facts[0] and aspect != facts[1]
+            other_aspect += on_other_aspect and satisfies(values, required["og"]) == n
+        # partial matches (some constraints, not all; all on another aspect) are in every pool
         assert other_aspect >= 4 and (n == 1 or partial >= 4)
-    assert negated >= 5 and two >= 10  # negated and two-attribute constraints occur; relevance above honours them
+    assert negated >= 5 and two >= 10  # negated and two-attribute constraints occur, and are honoured above
 
 
 def test_hard_heldout_rows_flip_one_constraint_of_the_instruction(hard):
     topics = json.loads((hard / "manifest.json").read_text())["heldout_topics"]
     for row in read_jsonl(hard / "heldout.jsonl"):
-        positive, negative = constraints(row["instruction_positive"]), constraints(row["instruction_negative"])
+        positive = constraints(row["instruction_positive"])
+        negative = constraints(row["instruction_negative"])
         assert len(positive) in (1, 2) and positive.keys() == negative.keys()
         _, _, values = passage_facts(row["document_positive"], topics)
         _, _, flipped = passage_facts(row["hard_negative_document_1"], topics)
@@ -241,9 +243,11 @@ def test_hard_heldout_rows_flip_one_constraint_of_the_instruction(hard):
 
 
 def test_hard_heldout_wordings_never_occur_in_training(hard, tmp_path):
-    train = [r[k] for r in read_jsonl(hard / "train.jsonl") for k in ("instruction_positive", "instruction_negative")]
-    heldout = [r[k] for r in read_jsonl(hard / "heldout.jsonl") for k in ("instruction_positive", "instruction_negative")]
-    heldout += [q[k] for q in read_jsonl(hard / "followir" / "queries.jsonl") for k in ("instruction_og", "instruction_changed")]
+    row_keys = ("instruction_positive", "instruction_negative")
+    query_keys = ("instruction_og", "instruction_changed")
+    train = [r[k] for r in read_jsonl(hard / "train.jsonl") for k in row_keys]
+    heldout = [r[k] for r in read_jsonl(hard / "heldout.jsonl") for k in row_keys]
+    heldout += [q[k] for q in read_jsonl(hard / "followir" / "queries.jsonl") for k in query_keys]
     phrases = [p for by_value in synthetic.PHRASES.values() for ps in by_value for p in ps]
     assert all(constraints(i) for i in heldout) and not [p for p in phrases if any(p in i for i in train)]
     starts = {t.split("{0}")[0] for ts in synthetic.TEMPLATES.values() for t in ts}

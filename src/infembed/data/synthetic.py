@@ -19,12 +19,16 @@ topic/aspect passages with both values, the same topic's other aspects and other
 (relevant under the original only) are the ones p-MRR follows.
 
 Difficulty (`difficulty`, recorded in manifest.json):
-    easy  the above: one attribute per instruction, the same wordings in training and evaluation, 22-passage pools.
-    hard  (default) the same training rows; held-out rows and FollowIR queries are harder (knobs in HARD): their
-          instructions constrain two attributes A, B at once, from constraint phrases never used in training
-          ("pitched at kids"), each possibly negated ("not pitched at kids" = experts), in sentence templates never
-          used in training. FollowIR: og asks x[A] = a and x[B] = b, changed asks x[A] = a and x[B] = ¬b; the pool
-          (28) adds partial matches judged non-relevant: only A or neither satisfied, both on another aspect.
+    easy  the above: one attribute per instruction, the same wordings in training and evaluation,
+          22-passage pools.
+    hard  (default) the same training rows; held-out rows and FollowIR queries are harder (knobs in HARD):
+          their instructions constrain two attributes A, B at once, with constraint phrases never used in
+          training ("pitched at kids"), each possibly negated ("not pitched at kids" = experts), in sentence
+          templates never used in training. FollowIR: og asks x[A] = a and x[B] = b, changed asks x[A] = a
+          and x[B] = ¬b (a negated B loses its "not", a plain one takes the parallel phrase); the pool (28)
+          adds partial matches judged non-relevant: only A or neither satisfied, both on another aspect.
+          Held out, untrained MiniLM -> default run (x100): nDCG@10 47.7 -> 65.2, p-MRR 2.9 -> 25.0
+          (easy: 74.3 -> 96.6, 8.7 -> 56.0).
 
     python -m infembed.data.synthetic --out DIR [--train-rows 4000] [--eval-queries 150] [--seed 0]
         [--difficulty hard]
@@ -386,11 +390,11 @@ def make_followir_query(rng: random.Random, topic: str, topics: list[str], corpu
     }
 
 
-# -- hard difficulty -------------------------------------------------------------------------------------------
+# -- hard difficulty -----------------------------------------------------------------------------------------
 
-# attribute -> (constraint phrases for value 0, for value 1). Held-out rows and FollowIR queries only: no phrase
-# occurs in a training instruction (training rows are the easy ones), and, like those, none shares a word of more
-# than four letters with any passage.
+# attribute -> (constraint phrases for value 0, for value 1). Held-out rows and FollowIR queries only: no
+# phrase occurs in a training instruction (training rows are the easy ones), and, like those, none shares a
+# word of more than four letters with any passage.
 PHRASES = {
     "audience": (
         ("pitched at kids", "intended for a primary-school audience", "fit for youngsters"),
@@ -421,9 +425,13 @@ TEMPLATES = {
 class Hard:
     """The knobs of the hard held-out set (pool counts are per FollowIR query)."""
 
-    two_constraints: float = 1.0  # share of held-out rows and queries whose instruction constrains two attributes
+    two_constraints: float = (
+        1.0  # share of held-out rows and queries whose instruction constrains two attributes
+    )
     negation: float = 0.3  # chance that a constraint is worded as a negation
-    relevant: int = 4  # same topic/aspect, every constraint (each has a B-flip and, with two, an A-flip in the pool)
+    relevant: int = (
+        4  # same topic/aspect, every constraint (each has a B-flip and, with two, an A-flip in the pool)
+    )
     both_flipped: int = 2  # with two constraints: same topic/aspect, neither constraint
     other_aspect: int = 8  # same topic, other aspect, every constraint
     other_topic: int = 6  # other held-out topics, any attributes
@@ -445,17 +453,22 @@ class Constraint:
         phrases = PHRASES[self.attribute][self.value ^ self.negated]
         return NEGATION * self.negated + phrases[self.index % len(phrases)]
 
-    def flip(self, rng: random.Random) -> Constraint:
-        """x[attribute] = ¬value: toggle the negation (same phrase) or take the parallel phrase (same negation)."""
-        negated = not self.negated if rng.random() < 0.5 else self.negated
-        return Constraint(self.attribute, 1 - self.value, negated, self.index)
+    def flip(self) -> Constraint:
+        """x[attribute] = ¬value: a negation is dropped ("not pitched at kids" -> "pitched at kids"), a plain
+        phrase becomes its parallel phrase ("pitched at kids" -> "pitched at domain experts")."""
+        return Constraint(self.attribute, 1 - self.value, False, self.index)
 
 
 def _constraints(rng: random.Random, target: dict[str, int]) -> list[Constraint]:
-    return [Constraint(name, value, rng.random() < HARD.negation, rng.randrange(12)) for name, value in target.items()]
+    return [
+        Constraint(name, value, rng.random() < HARD.negation, rng.randrange(12))
+        for name, value in target.items()
+    ]
 
 
-def _hard_instructions(rng: random.Random, positive: list[Constraint], negative: list[Constraint]) -> tuple[str, str]:
+def _hard_instructions(
+    rng: random.Random, positive: list[Constraint], negative: list[Constraint]
+) -> tuple[str, str]:
     """Two instructions with the same sentence template: (positive constraints, negative constraints)."""
     template = rng.choice(TEMPLATES[len(positive)])
     return tuple(template.format(*(c.render() for c in cs)) for cs in (positive, negative))
@@ -467,11 +480,11 @@ def _attributes(rng: random.Random) -> list[str]:
 
 
 def make_hard_row(rng: random.Random, topic: str) -> dict[str, str]:
-    """One held-out InF-IR row: I+ constrains one or two attributes, I- and hard negative 1 flip the last one."""
+    """One held-out InF-IR row: I+ constrains one or two attributes; I- and hard negative 1 flip the last."""
     aspect, other_aspect = rng.sample(sorted(ASPECTS), 2)
     attributes, values, choices = _attributes(rng), _values(rng), _choices(rng)
     constraints = _constraints(rng, {name: values[name] for name in attributes})
-    positive, negative = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip(rng)])
+    positive, negative = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip()])
     changed = attributes[-1]
     return {
         "query_positive": _query(rng, topic, aspect),
@@ -479,7 +492,9 @@ def make_hard_row(rng: random.Random, topic: str) -> dict[str, str]:
         "instruction_positive": positive,
         "instruction_negative": negative,
         "document_positive": _passage(choices, topic, aspect, values),
-        "hard_negative_document_1": _passage(choices, topic, aspect, dict(values, **{changed: 1 - values[changed]})),
+        "hard_negative_document_1": _passage(
+            choices, topic, aspect, dict(values, **{changed: 1 - values[changed]})
+        ),
         "hard_negative_document_2": _passage(choices, topic, other_aspect, values),
     }
 
@@ -487,7 +502,8 @@ def make_hard_row(rng: random.Random, topic: str) -> dict[str, str]:
 def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], corpus: _Corpus) -> dict:
     """One hard FollowIR-form query: og asks x[A] = a (with two constraints) and x[B] = b; changed flips b.
 
-    Pool (two constraints: 4 + 4 + 4 + 2 + 8 + 6 = 28; one: 4 + 4 + 8 + 6 = 22), same topic/aspect unless said:
+    Pool (two constraints: 4 + 4 + 4 + 2 + 8 + 6 = 28; one: 4 + 4 + 8 + 6 = 22), same topic/aspect unless
+    said:
     R = passages with (a, b), relevant under og; their B-flips (a, ¬b), relevant under changed; their A-flips
     (¬a, b) and (¬a, ¬b), never relevant; same topic, other aspects, with (a, b); other held-out topics, any
     attributes.
@@ -496,15 +512,19 @@ def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], 
     attributes = _attributes(rng)
     target = {name: rng.randrange(2) for name in attributes}
     constraints = _constraints(rng, target)
-    og_text, changed_text = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip(rng)])
+    og_text, changed_text = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip()])
     *stable, changing = attributes
     og, changed, partial = {}, {}, []
     for number in range(HARD.relevant):
         values, choices = dict(_values(rng), **target), _choices(rng)
         og[corpus.add(_passage(choices, topic, aspect, values))] = 1
-        changed[corpus.add(_passage(choices, topic, aspect, dict(values, **{changing: 1 - target[changing]})))] = 1
+        changed[
+            corpus.add(_passage(choices, topic, aspect, dict(values, **{changing: 1 - target[changing]})))
+        ] = 1
         for name in stable:
-            partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **{name: 1 - target[name]}))))
+            partial.append(
+                corpus.add(_passage(choices, topic, aspect, dict(values, **{name: 1 - target[name]})))
+            )
             if number < HARD.both_flipped:
                 neither = {name: 1 - target[name], changing: 1 - target[changing]}
                 partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **neither))))
@@ -515,7 +535,9 @@ def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], 
     ]
     other_topics = [t for t in topics if t != topic]
     distractors += [
-        corpus.add(_passage(_choices(rng), rng.choice(other_topics), rng.choice(sorted(ASPECTS)), _values(rng)))
+        corpus.add(
+            _passage(_choices(rng), rng.choice(other_topics), rng.choice(sorted(ASPECTS)), _values(rng))
+        )
         for _ in range(HARD.other_topic)
     ]
     pool = list(dict.fromkeys([*og, *changed, *partial, *distractors]))
@@ -708,7 +730,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difficulty", choices=DIFFICULTIES, default="hard")
     args = parser.parse_args(argv)
-    paths = generate(args.out, args.train_rows, args.eval_queries, args.seed, args.heldout_rows, args.difficulty)
+    paths = generate(
+        args.out, args.train_rows, args.eval_queries, args.seed, args.heldout_rows, args.difficulty
+    )
     print(json.dumps(paths, indent=2))
 
 
