@@ -28,7 +28,7 @@ Difficulty (`difficulty`, recorded in manifest.json):
           and x[B] = ¬b (a negated B loses its "not", a plain one takes the parallel phrase); the pool (28)
           adds partial matches judged non-relevant: only A or neither satisfied, both on another aspect.
           Held out, untrained MiniLM -> default run (x100): nDCG@10 47.7 -> 65.2, p-MRR 2.9 -> 25.0
-          (easy: 74.3 -> 96.6, 8.7 -> 56.0).
+          (easy: 70.0 -> 96.6, 9.5 -> 56.0).
 
     python -m infembed.data.synthetic --out DIR [--train-rows 4000] [--eval-queries 150] [--seed 0]
         [--difficulty hard]
