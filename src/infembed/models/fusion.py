@@ -20,6 +20,7 @@ text (the pair template does not apply to it). Both are tokenised as the ``pair`
 from __future__ import annotations
 
 import math
+
 import torch
 
 FUSIONS = ("concat", "attention")
