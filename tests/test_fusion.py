@@ -48,16 +48,21 @@ def loop_fusion(h_q: torch.Tensor, h_i: torch.Tensor) -> torch.Tensor:
     return sum(rows) / len(rows)
 
 
-def test_fusion_formula_masks_padding_on_both_sides():
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_fusion_formula_masks_padding_on_both_sides(side):
     torch.manual_seed(0)
-    lengths_q, lengths_i, d = [5, 2, 7], [3, 6, 1], 8
-    h_q, h_i = torch.randn(3, 7, d), torch.randn(3, 6, d)
-    q_mask = torch.arange(7)[None] < torch.tensor(lengths_q)[:, None]  # (3, 7)
-    i_mask = torch.arange(6)[None] < torch.tensor(lengths_i)[:, None]  # (3, 6)
+    lengths_q, lengths_i, d = [5, 2, 7, 1], [3, 6, 1, 6], 8  # the last query is one token, the widths non-powers of 2
+
+    def mask(lengths: list[int], width: int) -> torch.Tensor:  # (B, width) bool
+        positions = torch.arange(width)[None] if side == "right" else torch.arange(width - 1, -1, -1)[None]
+        return positions < torch.tensor(lengths)[:, None]
+
+    h_q, h_i = torch.randn(4, 7, d), torch.randn(4, 6, d)
+    q_mask, i_mask = mask(lengths_q, 7), mask(lengths_i, 6)
     h_q[~q_mask], h_i[~i_mask] = 1e3, -1e3  # padding states that would dominate if they leaked in
-    fused = attention_fusion(h_q, q_mask.long(), h_i, i_mask.long())  # (3, D)
-    for b in range(3):
-        expected = loop_fusion(h_q[b, : lengths_q[b]], h_i[b, : lengths_i[b]])
+    fused = attention_fusion(h_q, q_mask.long(), h_i, i_mask.long())  # (4, D)
+    for b in range(4):
+        expected = loop_fusion(h_q[b][q_mask[b]], h_i[b][i_mask[b]])
         torch.testing.assert_close(fused[b], expected, atol=1e-5, rtol=1e-5)
 
 

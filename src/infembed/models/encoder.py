@@ -173,14 +173,19 @@ class BiEncoder(nn.Module):
     def encode_pairs(
         self, queries: Sequence[str], instructions: Sequence[str], batch_size: int = 64, show_progress: bool = False
     ) -> torch.Tensor:
-        """Embed (query, instruction) pairs -> (n, D) float32 on CPU, in input order."""
+        """Embed (query, instruction) pairs -> (n, D) float32 on CPU, in input order.
+
+        With ``fusion="attention"`` an empty (or blank) instruction gives the mean-pooled query."""
         if len(queries) != len(instructions):
             raise ValueError(f"{len(queries)} queries but {len(instructions)} instructions")
         if self.fusion == "attention":
             query_texts = [self.text.format_pair(q, "") for q in queries]  # the query side keeps the template
+
+            def fused(idx: list[int]) -> torch.Tensor:
+                return self._fused([query_texts[i] for i in idx], [instructions[i] for i in idx])  # (b, D)
+
             lengths = [len(q) + len(i) for q, i in zip(query_texts, instructions)]
-            return self._batched(lengths, batch_size, "pair", show_progress,
-                                 lambda idx: self._fused([query_texts[i] for i in idx], [instructions[i] for i in idx]))
+            return self._batched(lengths, batch_size, "pair", show_progress, fused)
         texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
         return self.encode_texts(texts, "pair", batch_size, show_progress)
 
