@@ -25,7 +25,10 @@ What a sentence-transformers prompt (a fixed prefix) can express, and what it ca
   the same warning and no ``document`` prompt;
 - sentence-transformers has one ``max_seq_length``: the passage length is stored, so queries longer than the pair
   length (``max_pair_length`` in ``infembed.json``) are truncated later than in infembed;
-- two towers (``separate_passage_tower=True``) cannot: ``ExportError``.
+- two towers (``separate_passage_tower=True``) cannot: ``ExportError``;
+- the attention fusion (``fusion="attention"``: query and instruction encoded apart, then fused) cannot either, as a
+  sentence-transformers model maps one text to one vector: ``ExportError`` (evaluate it with infembed's
+  ``encode_pairs``, e.g. through ``python -m infembed.eval.mteb_adapter``).
 """
 from __future__ import annotations
 
@@ -123,6 +126,12 @@ def export_sentence_transformers(
     if encoder.passage_backbone is not None:
         raise ExportError(
             "export: separate_passage_tower=True has two backbones; a sentence-transformers folder holds one"
+        )
+    if encoder.fusion == "attention":
+        raise ExportError(
+            "export: fusion=attention embeds a pair from two separately encoded texts (query, instruction); a "
+            "sentence-transformers folder maps one text to one vector: evaluate it with infembed (encode_pairs, "
+            "python -m infembed.eval.mteb_adapter)"
         )
     metrics = json.loads(Path(metrics_path).read_text(encoding="utf-8")) if metrics_path else None
     text = _text_settings(encoder)

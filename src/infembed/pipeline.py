@@ -6,7 +6,7 @@ Train::
     check_hub_access(cfg)                           an unreachable hub model or dataset fails here too
     encoder = instantiate(model)                    owns the text spec (templates, lengths, tokenizer)
     loss    = instantiate(loss)                     knows its kernel and whether it needs swap negatives
-    data    = instantiate(data)(text=encoder.text, needs_swaps=loss.needs_swaps)
+    data    = instantiate(data)(text=encoder.text, needs_swaps=loss.needs_swaps, fusion=encoder.fusion)
     module  = instantiate(module)(encoder, loss)    optimiser and schedule are partials from the config
     trainer = instantiate(trainer)(logger, callbacks)   before any data is generated or evaluated
     prepare data → evaluate "before" → fit → evaluate "after" → write_results → the optimised metric
@@ -75,7 +75,9 @@ def check_hub_access(cfg: DictConfig) -> None:
 def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
     encoder = instantiate(cfg.model)
     loss = instantiate(cfg.loss)
-    datamodule = instantiate(cfg.data, _partial_=True)(text=encoder.text, needs_swaps=loss.needs_swaps)
+    datamodule = instantiate(cfg.data, _partial_=True)(
+        text=encoder.text, needs_swaps=loss.needs_swaps, fusion=encoder.fusion
+    )
     module = instantiate(cfg.module, _partial_=True)(encoder=encoder, loss=loss)
     logger = build_logger(cfg, output_dir)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]

@@ -123,6 +123,7 @@ def validate(cfg: DictConfig) -> None:
         _check_divisible(cfg)
         _check_multirun_ddp(cfg)
         _check_grad_cache_strategy(cfg)
+        _check_grad_cache_fusion(cfg)
     if cfg.get("optimized_metric"):
         from infembed.eval.results import check_metric_path
 
@@ -192,6 +193,16 @@ def _strategy_name(cfg: DictConfig) -> str:
     strategy = _select(cfg, "trainer.strategy")
     name = str(strategy.get("_target_", "")).rsplit(".", 1)[-1] if isinstance(strategy, DictConfig) else strategy
     return str(name or "").lower()
+
+
+def _check_grad_cache_fusion(cfg: DictConfig) -> None:
+    """The gradient cache caches pooled embeddings; the attention fusion needs the token states of the step."""
+    chunk_size = _select(cfg, "grad_cache.chunk_size")
+    if chunk_size is not None and _select(cfg, "model.fusion") == "attention":
+        raise ConfigError(
+            f"grad_cache.chunk_size={chunk_size} with model.fusion=attention: the gradient cache keeps pooled "
+            "embeddings, the attention fusion needs token states; use grad_cache.chunk_size=null"
+        )
 
 
 def _check_grad_cache_strategy(cfg: DictConfig) -> None:

@@ -9,9 +9,14 @@ Instruction-swap sampling (method.md §6), for triplet i with instruction I_i an
 Vectorised: one (N, U) score matrix (uniform noise, designed = 2, invalid = -inf) and one top-k, drawn from a
 generator seeded by (seed, stream position of the batch's first row): the collator keeps no state, so a resumed run
 draws exactly what the uninterrupted run drew for the same batch.
-The swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j); a swapped text that is already some
-pair text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encoded again:
-    z_{i←j} = cat([pair_embeddings, swap_pair_embeddings])[swap_index[i, k]]
+The fusion (the encoder's ``fusion``, passed in by the DataModule) decides what is tokenised for the pairs:
+
+- ``concat``: the swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j); a swapped text that is already
+  some pair text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encoded again:
+      z_{i←j} = cat([pair_embeddings, swap_pair_embeddings])[swap_index[i, k]]
+- ``attention`` (infembed.models.fusion): each triplet's query (the pair template with an empty instruction) and
+  raw instruction are tokenised separately and no swap text is built: swap_index[i, k] = j, the first triplet whose
+  instruction is the sampled one, and z_{i←j} is fused from query i's and instruction j's token states.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from infembed.data.schema import SOURCE, TRIPLETS_PER_ROW, expand_row
 from infembed.text import TextSpec
 
 AUTO = "auto"
+FUSIONS = ("concat", "attention")  # infembed.models.fusion.FUSIONS (data does not import models)
 Tokens = dict[str, torch.Tensor]  # {input_ids, attention_mask}: (B, L)
 
 
@@ -31,25 +37,31 @@ Tokens = dict[str, torch.Tensor]  # {input_ids, attention_mask}: (B, L)
 class TripletBatch:
     """One collated batch (CPU tensors until Lightning moves it), N = 3 · rows triplets.
 
-    pairs      (N, Lq)  pair_template.format(query=Q_i, instruction=I_i)
-    passages   (N, Lp)  passage_template.format(passage=P_i)
-    sources    (rows,)  where each row came from ("FILE line N" or the hub row), for error messages
+    passages     (N, Lp)  passage_template.format(passage=P_i)
+    sources      (rows,)  where each row came from ("FILE line N" or the hub row), for error messages
+    fusion concat:
+    pairs        (N, Lq)  pair_template.format(query=Q_i, instruction=I_i)
+    fusion attention (pairs is None):
+    queries      (N, Lq)  pair_template.format(query=Q_i, instruction="")
+    instructions (N, Li)  I_i as is
     only when num_swap_negatives K > 0:
-    swap_pairs (S, Ls)  unique swapped texts that are no pair text (S ≥ 0)
-    swap_index (N, K)   int64 into cat([pairs, swap_pairs])
-    swap_mask  (N, K)   bool, False for padding slots
+    swap_pairs   (S, Ls)  concat only: unique swapped texts that are no pair text (S ≥ 0)
+    swap_index   (N, K)   int64; concat: into cat([pairs, swap_pairs]); attention: into instructions (query i's own)
+    swap_mask    (N, K)   bool, False for padding slots
     """
 
-    pairs: Tokens
+    pairs: Tokens | None
     passages: Tokens
     sources: list[str] = dataclasses.field(default_factory=list)
     swap_pairs: Tokens | None = None
     swap_index: torch.Tensor | None = None
     swap_mask: torch.Tensor | None = None
+    queries: Tokens | None = None
+    instructions: Tokens | None = None
 
     @property
     def num_triplets(self) -> int:
-        return self.pairs["input_ids"].shape[0]
+        return self.passages["input_ids"].shape[0]
 
 
 def resolve_num_swap_negatives(value: int | str | None, rows_per_device: int) -> int:
@@ -95,14 +107,18 @@ class TripletCollator:
 
     `text`: the encoder's :class:`~infembed.text.TextSpec` (templates, lengths, tokenizer; it pickles cheaply into
     workers and loads its tokenizer there). `num_swap_negatives`: K, an int >= 0 or "auto" (resolved per batch
-    from its number of rows). Stateless: the swap sampling is seeded per batch (see the module docstring).
+    from its number of rows). `fusion`: the encoder's, "concat" or "attention" (what the pairs become, see the
+    module docstring). Stateless: the swap sampling is seeded per batch (see the module docstring).
     """
 
-    def __init__(self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0):
+    def __init__(self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0, fusion: str = "concat"):
         resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion={fusion!r}: expected one of {list(FUSIONS)}")
         self.text = text
         self.num_swap_negatives = num_swap_negatives
         self.seed = seed
+        self.fusion = fusion
 
     def generator(self, rows: list[dict]) -> torch.Generator:
         """Seeded from (seed, the first row's stream position (pass, shard, index)): unique per batch of a stream;
@@ -112,24 +128,32 @@ class TripletCollator:
     def __call__(self, rows: list[dict[str, str]]) -> TripletBatch:
         triplets = [t for row in rows for t in expand_row(row)]  # 3 per row, adjacent
         instructions, queries, passages = (list(column) for column in zip(*triplets))
-        pair_texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
         passage_texts = [self.text.format_passage(p) for p in passages]
         batch = TripletBatch(
-            self.text.tokenize(pair_texts, "pair"),
+            None,
             self.text.tokenize(passage_texts, "passage"),
             [row.get(SOURCE, "<row built by hand>") for row in rows],
         )
         k = resolve_num_swap_negatives(self.num_swap_negatives, len(rows))
+        if self.fusion == "attention":
+            batch.queries = self.text.tokenize([self.text.format_pair(q, "") for q in queries], "pair")
+            batch.instructions = self.text.tokenize(instructions, "pair")
+            if k > 0:
+                batch.swap_index, batch.swap_mask = self.instruction_swaps(instructions, k, self.generator(rows))
+            return batch
+        pair_texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
+        batch.pairs = self.text.tokenize(pair_texts, "pair")
         if k > 0:
             batch.swap_pairs, batch.swap_index, batch.swap_mask = self.swaps(
                 instructions, queries, pair_texts, k, self.generator(rows)
             )
         return batch
 
-    def swaps(
-        self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int, generator: torch.Generator
-    ) -> tuple[Tokens, torch.Tensor, torch.Tensor]:
-        """swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
+    @staticmethod
+    def sample(
+        instructions: list[str], k: int, generator: torch.Generator
+    ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """(distinct instruction texts in first-seen order, chosen ids (N, K), mask (N, K)): module docstring."""
         unique = list(dict.fromkeys(instructions))  # distinct instruction texts, first-seen order
         ids = {text: u for u, text in enumerate(unique)}
         instruction_ids = torch.tensor([ids[text] for text in instructions])  # (N,)
@@ -138,6 +162,25 @@ class TripletCollator:
         designed[first] = instruction_ids[first + 1]  # its row's I-
         designed[designed == instruction_ids] = -1  # I- equal to I+ is no negative
         chosen, mask = sample_swaps(instruction_ids, designed, len(unique), k, generator)  # (N, K), (N, K)
+        return unique, chosen, mask
+
+    def instruction_swaps(
+        self, instructions: list[str], k: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention fusion: swap_index (N, K) into the batch's instructions (the first triplet holding each sampled
+        text), swap_mask (N, K); the same draws as :meth:`swaps`."""
+        unique, chosen, mask = self.sample(instructions, k, generator)
+        first = {}
+        for j, text in enumerate(instructions):
+            first.setdefault(text, j)
+        holder = torch.tensor([first[text] for text in unique])  # (U,) triplet index of each distinct text
+        return torch.where(mask, holder[chosen], 0), mask  # (N, K), (N, K)
+
+    def swaps(
+        self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int, generator: torch.Generator
+    ) -> tuple[Tokens, torch.Tensor, torch.Tensor]:
+        """Concat fusion: swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
+        unique, chosen, mask = self.sample(instructions, k, generator)
         text_index = {text: i for i, text in reversed(list(enumerate(pair_texts)))}  # first occurrence wins
         new_texts: list[str] = []
         targets = []

@@ -45,6 +45,8 @@ class InfIRDataModule(LightningDataModule):
 
     text: the encoder's text spec (the collator tokenises with it, so training sees evaluation's token ids).
     needs_swaps: whether the loss needs instruction-swap negatives (no sampling or tokenising otherwise).
+    fusion: the encoder's pair fusion, "concat" (pair texts) or "attention" (queries and instructions tokenised
+    apart; swaps need no text), see data.collator.
     train_source / val_source: hub dataset id, .jsonl/.parquet path, directory or glob. Without val_source, a
     val_fraction of the train source (by content hash) is held out for validation (0 disables validation).
     synthetic: {"train_rows", "eval_queries", "seed"} generates the synthetic dataset into train_source's
@@ -59,6 +61,7 @@ class InfIRDataModule(LightningDataModule):
         train_source: str,
         text: TextSpec,
         needs_swaps: bool = True,
+        fusion: str = "concat",
         train_split: str = "train",
         val_source: str | None = None,
         val_split: str | None = None,
@@ -84,6 +87,7 @@ class InfIRDataModule(LightningDataModule):
         self.val_source = None if val_source is None else str(val_source)
         self.val_split, self.val_fraction = val_split or train_split, val_fraction
         self.text = text
+        self.fusion = fusion
         self.global_batch_size = global_batch_size
         self.swap_setting = num_swap_negatives if needs_swaps else 0
         self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
@@ -207,8 +211,13 @@ class InfIRDataModule(LightningDataModule):
         )
         log.info("data: %s", self.describe())
         n, k = self.sizes["triplets_per_device"], self.sizes["num_swap_negatives"]
-        swaps = f" + at most {n * k} unique swap pairs (K={k})" if k else " (no swap pairs)"
-        log.info("batch sizes: encoder passes per device and step: %d pairs + %d passages%s", n, n, swaps)
+        if self.fusion == "attention":
+            swaps = f" (K={k} swaps fused from these states, no encoder pass)" if k else " (no swaps)"
+            pairs = f"{n} queries + {n} instructions"
+        else:
+            swaps = f" + at most {n * k} unique swap pairs (K={k})" if k else " (no swap pairs)"
+            pairs = f"{n} pairs"
+        log.info("batch sizes: encoder passes per device and step: %s + %d passages%s", pairs, n, swaps)
 
     def _prescan(self, train: Any, val: Any) -> None:
         """Validate local files fully before training (first bad row raises; skip mode counts)."""
@@ -283,7 +292,7 @@ class InfIRDataModule(LightningDataModule):
 
     # -- loaders --------------------------------------------------------------------------------------------
     def collator(self) -> TripletCollator:
-        return TripletCollator(self.text, self.num_swap_negatives, self.seed)
+        return TripletCollator(self.text, self.num_swap_negatives, self.seed, self.fusion)
 
     def _loader(self, dataset: InfIRStream, collator: TripletCollator, drop_last: bool) -> DataLoader:
         return DataLoader(

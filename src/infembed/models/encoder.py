@@ -10,6 +10,12 @@ unless ``separate_passage_tower`` is set. Pooling:
 
 Embeddings are L2-normalised, so a dot product is the cosine similarity used everywhere in the project.
 
+Fusion of the pair (``fusion``): ``concat`` (the default, above) | ``attention`` (method.md §7,
+:mod:`infembed.models.fusion`): the query (the pair template with an empty instruction) and the raw instruction are
+encoded separately and fused by parameter-free attention of the instruction tokens over the query tokens; the pair
+template's instruction slot and ``pooling`` then do not apply to pairs (passages are pooled as usual). An empty
+instruction (evaluation without instruction) gives the mean-pooled query.
+
 Scale options: ``gradient_checkpointing`` recomputes each layer in the backward (the backbone's own support,
 non-reentrant, so it composes with the gradient cache); ``lora`` = ``{r, alpha, dropout, target_modules}`` trains
 low-rank adapters W + (alpha / r)·B·A through ``peft`` on the frozen backbone (null = full fine-tuning).
@@ -24,6 +30,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from infembed.errors import ConfigError, check_choice
+from infembed.models.fusion import FUSIONS, attention_fusion, swap_fusion
 from infembed.text import TOWERS, TextSpec
 
 POOLINGS = ("mean", "cls", "last")
@@ -60,6 +67,7 @@ class BiEncoder(nn.Module):
         gradient_checkpointing: recompute the backbone's layers in the backward (activation memory of one layer).
         lora: None (train every weight) or ``{r, alpha, dropout, target_modules}`` (module names, e.g.
             ``[q_proj, k_proj, v_proj, o_proj]``): LoRA adapters on each tower, the backbone frozen.
+        fusion: ``concat`` (one "query instruction" text) | ``attention`` (see the module docstring).
 
     Parts of the backbone that pooling never uses (BERT's pooler) are dropped: they would receive no gradient,
     which DDP rejects.
@@ -81,9 +89,12 @@ class BiEncoder(nn.Module):
         config_overrides: dict | None = None,
         gradient_checkpointing: bool = False,
         lora: dict | None = None,
+        fusion: str = "concat",
     ) -> None:
         super().__init__()
         check_choice(pooling, POOLINGS, "model.pooling")
+        check_choice(fusion, FUSIONS, "model.fusion")
+        self.fusion = fusion
         self.text = TextSpec(
             str(backbone), pair_template, passage_template, max_pair_length, max_passage_length, padding_side
         )
@@ -114,26 +125,77 @@ class BiEncoder(nn.Module):
             "normalize": self.normalize,
             "separate_passage_tower": self.passage_backbone is not None,
             "lora": self.lora,
+            "fusion": self.fusion,
             **{k: v for k, v in self.text.as_dict().items() if k != "tokenizer"},
         }
 
-    def forward(self, tokens: dict[str, torch.Tensor], tower: str = "pair") -> torch.Tensor:
-        """Token ids (B, L) + attention mask (B, L) -> embeddings (B, D)."""
+    def token_states(self, tokens: dict[str, torch.Tensor], tower: str) -> torch.Tensor:
+        """Token ids (B, L) + attention mask (B, L) -> the tower's last hidden states (B, L, D)."""
         if tower not in TOWERS:
             raise ValueError(f"unknown tower {tower!r}; expected one of {TOWERS}")
         model = self.passage_backbone if tower == "passage" and self.passage_backbone is not None else self.backbone
-        hidden = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
-        pooled = pool(hidden, tokens["attention_mask"], self.pooling)  # (B, D)
-        return nn.functional.normalize(pooled.float(), dim=-1) if self.normalize else pooled.float()
+        return model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
+
+    def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> float32, L2-normalised when ``normalize``."""
+        return nn.functional.normalize(vectors.float(), dim=-1) if self.normalize else vectors.float()
+
+    def forward(self, tokens: dict[str, torch.Tensor], tower: str = "pair") -> torch.Tensor:
+        """Token ids (B, L) + attention mask (B, L) -> embeddings (B, D): pooled passages, or concatenated pairs."""
+        if tower == "pair" and self.fusion == "attention":
+            raise ValueError("fusion='attention' embeds pairs from query and instruction tokens: use encode_fused")
+        hidden = self.token_states(tokens, tower)  # (B, L, D)
+        return self._finish(pool(hidden, tokens["attention_mask"], self.pooling))  # (B, D)
+
+    def encode_fused(
+        self,
+        queries: dict[str, torch.Tensor],
+        instructions: dict[str, torch.Tensor],
+        swap_index: torch.Tensor | None = None,
+        instruction_present: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The attention fusion: query tokens (N, Lq) and instruction tokens (N, Li), one pass each ->
+        (z (N, D), z_{i←j} (N, K, D) for ``swap_index`` (N, K) into the instructions, else None).
+
+        ``instruction_present`` (N,) bool: False for an empty instruction text, whose tokens (only special ones)
+        then leave the fusion (the mean-pooled query, see :mod:`infembed.models.fusion`).
+        """
+        h_q = self.token_states(queries, "pair")  # (N, Lq, D)
+        h_i = self.token_states(instructions, "pair")  # (N, Li, D)
+        q_mask, i_mask = queries["attention_mask"], instructions["attention_mask"]  # (N, Lq), (N, Li)
+        if instruction_present is not None:
+            i_mask = i_mask * instruction_present[:, None].to(i_mask.dtype)  # (N, Li)
+        z = self._finish(attention_fusion(h_q, q_mask, h_i, i_mask))  # (N, D)
+        if swap_index is None:
+            return z, None
+        return z, self._finish(swap_fusion(h_q, q_mask, h_i, i_mask, swap_index))  # (N, K, D)
 
     def encode_pairs(
         self, queries: Sequence[str], instructions: Sequence[str], batch_size: int = 64, show_progress: bool = False
     ) -> torch.Tensor:
-        """Embed (query, instruction) pairs -> (n, D) float32 on CPU, in input order."""
+        """Embed (query, instruction) pairs -> (n, D) float32 on CPU, in input order.
+
+        With ``fusion="attention"`` an empty (or blank) instruction gives the mean-pooled query."""
         if len(queries) != len(instructions):
             raise ValueError(f"{len(queries)} queries but {len(instructions)} instructions")
+        if self.fusion == "attention":
+            query_texts = [self.text.format_pair(q, "") for q in queries]  # the query side keeps the template
+
+            def fused(idx: list[int]) -> torch.Tensor:
+                return self._fused([query_texts[i] for i in idx], [instructions[i] for i in idx])  # (b, D)
+
+            lengths = [len(q) + len(i) for q, i in zip(query_texts, instructions)]
+            return self._batched(lengths, batch_size, "pair", show_progress, fused)
         texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
         return self.encode_texts(texts, "pair", batch_size, show_progress)
+
+    def _fused(self, query_texts: list[str], instructions: list[str]) -> torch.Tensor:
+        """One inference batch of the attention fusion -> (b, D); empty instructions give the mean-pooled query."""
+        device = next(self.parameters()).device
+        queries = {k: v.to(device) for k, v in self.text.tokenize(query_texts, "pair").items()}
+        tokens = {k: v.to(device) for k, v in self.text.tokenize(instructions, "pair").items()}
+        present = torch.tensor([bool(i.strip()) for i in instructions], device=device)  # (b,)
+        return self.encode_fused(queries, tokens, instruction_present=present)[0]
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
@@ -142,32 +204,39 @@ class BiEncoder(nn.Module):
         texts = [self.text.format_passage(t) for t in texts]
         return self.encode_texts(texts, "passage", batch_size, show_progress)
 
-    @torch.inference_mode()
     def encode_texts(
         self, texts: list[str], tower: str, batch_size: int = 64, show_progress: bool = False
     ) -> torch.Tensor:
-        """Batched inference sorted by length (less padding), results returned in input order."""
+        """Finished texts of one tower -> (n, D) float32 on CPU, in input order."""
+        def embed(idx: list[int]) -> torch.Tensor:
+            device = next(self.parameters()).device
+            tokens = {k: v.to(device) for k, v in self.text.tokenize([texts[i] for i in idx], tower).items()}
+            return self(tokens, tower)  # (b, D)
+
+        return self._batched([len(t) for t in texts], batch_size, tower, show_progress, embed)
+
+    @torch.inference_mode()
+    def _batched(self, lengths: list[int], batch_size: int, tower: str, show_progress: bool, embed) -> torch.Tensor:
+        """Batched inference sorted by length (less padding): ``embed(indices) -> (b, D)``, results in input order."""
         was_training = self.training
         self.eval()
-        device = next(self.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        out = torch.empty(len(texts), self.dim, dtype=torch.float32)
-        batches = range(0, len(texts), batch_size)
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        out = torch.empty(len(lengths), self.dim, dtype=torch.float32)
+        batches = range(0, len(lengths), batch_size)
         if show_progress:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc=f"encode {tower}s", unit="batch")
         for start in batches:
             idx = order[start : start + batch_size]
-            tokens = {k: v.to(device) for k, v in self.text.tokenize([texts[i] for i in idx], tower).items()}
-            out[idx] = self(tokens, tower).float().cpu()
+            out[idx] = embed(idx).float().cpu()
         self.train(was_training)
         return out
 
     def fingerprint(self) -> str:
-        """Stable hash of the backbone name, pooling, text spec and every weight: a key for embedding caches."""
+        """Stable hash of the backbone name, pooling, fusion, text spec and every weight: a key for embedding caches."""
         digest = hashlib.blake2b(digest_size=16)
-        header = [self.backbone_name, self.pooling, self.normalize, *self.text.as_dict().values()]
+        header = [self.backbone_name, self.pooling, self.normalize, self.fusion, *self.text.as_dict().values()]
         digest.update("|".join(map(str, header)).encode())
         for name, tensor in self.state_dict().items():
             digest.update(name.encode())

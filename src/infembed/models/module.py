@@ -8,6 +8,10 @@ Per training step (N triplets on this device, K swap negatives per triplet, S un
    that already are a pair text of the batch (Q+ ⊕ I- is the second triplet of its row) reuse that embedding.
 4. loss(z, p, z_swapped, swap_mask) from the registry in :mod:`infembed.losses`.
 
+With the encoder's ``fusion="attention"`` (:mod:`infembed.models.fusion`), steps 1 and 3 become one pass over the
+N queries and one over the N instructions: z and z_{i←j} are fused from those token states (no swap text is
+encoded). The gradient cache does not apply to it (refused: it caches pooled embeddings, not token states).
+
 With ``grad_cache_chunk_size`` = c, steps 1-3 go through :mod:`infembed.models.grad_cache`: each group is encoded
 in chunks of c texts without a graph and re-encoded chunk by chunk in the backward (same gradients, the memory of
 one chunk); under DDP the gradients are then averaged once per optimiser step by the module, not by DDP's hooks.
@@ -84,20 +88,29 @@ class RetrievalModule(L.LightningModule):
 
     def embed_batch(self, batch: TripletBatch) -> dict[str, torch.Tensor | None]:
         """Encoder passes for one collated batch -> the loss inputs."""
+        needs_swaps = self.loss_fn.needs_swaps
+        if needs_swaps and batch.swap_index is None:
+            raise ConfigError(
+                f"loss {self.loss_fn.name!r} needs instruction-swap negatives but the batch has none: "
+                "set data.num_swap_negatives > 0 (or auto)"
+            )
+        swap_mask = batch.swap_mask if needs_swaps else None  # (N, K)
+        if self.encoder.fusion == "attention":
+            if self.chunk_size is not None:
+                raise ConfigError("grad_cache.chunk_size with model.fusion=attention: the gradient cache keeps "
+                                  "pooled embeddings, the fusion needs token states; set grad_cache.chunk_size=null")
+            swap_index = batch.swap_index if needs_swaps else None  # (N, K) into the instructions
+            iq, iq_swapped = self.encoder.encode_fused(batch.queries, batch.instructions, swap_index)
+            passages = self.encode(batch.passages, "passage")  # (N, D)
+            return {"iq": iq, "passages": passages, "iq_swapped": iq_swapped, "swap_mask": swap_mask}
         iq = self.encode(batch.pairs, "pair")  # (N, D)
         passages = self.encode(batch.passages, "passage")  # (N, D)
-        iq_swapped = swap_mask = None
-        if self.loss_fn.needs_swaps:
-            if batch.swap_index is None:
-                raise ConfigError(
-                    f"loss {self.loss_fn.name!r} needs instruction-swap negatives but the batch has none: "
-                    "set data.num_swap_negatives > 0 (or auto)"
-                )
+        iq_swapped = None
+        if needs_swaps:
             pool = iq  # (N, D)
             if batch.swap_pairs["input_ids"].shape[0] > 0:
                 pool = torch.cat([iq, self.encode(batch.swap_pairs, "pair")])  # (N + S, D)
             iq_swapped = pool[batch.swap_index]  # (N, K, D)
-            swap_mask = batch.swap_mask  # (N, K)
         return {"iq": iq, "passages": passages, "iq_swapped": iq_swapped, "swap_mask": swap_mask}
 
     def _step(self, batch: TripletBatch, stage: str) -> torch.Tensor:
