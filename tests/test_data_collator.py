@@ -4,7 +4,6 @@ import pickle
 
 import pytest
 import torch
-
 from helpers import MINILM
 
 from infembed.data.collator import TripletCollator, resolve_num_swap_negatives, sample_swaps

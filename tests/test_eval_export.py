@@ -3,14 +3,13 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_bert_encoder
 from sentence_transformers import SentenceTransformer
 
-from helpers import tiny_bert_encoder
-
 from infembed.errors import CheckpointError
+from infembed.export import ExportError, ExportWarning, export_sentence_transformers
 from infembed.losses import build_loss
 from infembed.models.module import RetrievalModule
-from infembed.export import ExportError, ExportWarning, export_sentence_transformers
 
 PAIRS = [("what is a cat", "answer briefly"), ("dogs", "")]
 PASSAGES = ["cats are small felines that purr", "a dog is a loyal companion animal, often kept as a pet"]

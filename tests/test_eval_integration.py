@@ -1,12 +1,10 @@
 """The eval suite with the real BiEncoder (tiny random BERT), the benchmark configs, BIRCO."""
-import json
 from pathlib import Path
 
 import pytest
 from helpers import tiny_bert_encoder
-import torch
+from test_eval_helpers import make_beir, make_followir, make_heldout
 
-from test_eval_helpers import BagOfWordsEncoder, make_beir, make_followir, make_heldout
 from infembed.eval import evaluate_from_config, evaluate_synthetic
 from infembed.eval.runner import CONFIG_KEYS
 

@@ -3,7 +3,14 @@ import random
 
 import pytest
 
-from infembed.eval.metrics import evaluate_per_query, evaluate_run, p_mrr, parse_metric, robustness_at_10, trec_ranking
+from infembed.eval.metrics import (
+    evaluate_per_query,
+    evaluate_run,
+    p_mrr,
+    parse_metric,
+    robustness_at_10,
+    trec_ranking,
+)
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 

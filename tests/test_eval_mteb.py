@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from helpers import tiny_bert_encoder
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
@@ -16,7 +17,6 @@ from torch.utils.data import DataLoader
 
 from infembed.eval.benchmarks import read_qrels
 from infembed.eval.mteb_adapter import MTEBEncoder
-from helpers import tiny_bert_encoder
 
 
 def local_task(root: Path) -> AbsTaskRetrieval:

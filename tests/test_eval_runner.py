@@ -3,8 +3,8 @@ import json
 
 import pytest
 import torch
-
 from test_eval_helpers import BagOfWordsEncoder, make_beir, make_followir, make_heldout
+
 from infembed.errors import ConfigError
 from infembed.eval import evaluate_from_config, evaluate_synthetic
 from infembed.eval.benchmarks import load_benchmark

@@ -3,8 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import infembed.losses.blocks as blocks
-from infembed.losses import LOSS_NAMES, LossInputError, UnknownLossError, build_loss
+from infembed.losses import LOSS_NAMES, LossInputError, UnknownLossError, blocks, build_loss
 
 UNI = [n for n in LOSS_NAMES if n.startswith("uni_")]
 MULTI = [n for n in LOSS_NAMES if n.startswith("multi_")]

@@ -5,9 +5,8 @@ import json
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-
 from helpers import tiny_bert_encoder
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from infembed.data.datamodule import InfIRDataModule
 from infembed.data.schema import COLUMNS

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from test_resume import same
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,6 +23,7 @@ PAIR_FIELDS = ("query", "instruction")
 PASSAGE_FIELDS = ("passage",)
 PADDING_SIDES = ("right", "left")
 TOWERS = ("pair", "passage")
+FUSIONS = ("concat", "attention")  # how a pair becomes one vector: one "query instruction" text, or method.md §7
 
 
 def check_template(template: str, fields: tuple[str, ...], key: str) -> str:
@@ -73,7 +74,7 @@ class TextSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model.{key}={value!r}: expected a positive number of tokens")
 
-    def replace(self, **changes) -> "TextSpec":
+    def replace(self, **changes) -> TextSpec:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -107,4 +108,4 @@ class TextSpec:
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 
-__all__ = ["PAIR_FIELDS", "PASSAGE_FIELDS", "TextSpec", "check_template", "load_tokenizer"]
+__all__ = ["FUSIONS", "PAIR_FIELDS", "PASSAGE_FIELDS", "TextSpec", "check_template", "load_tokenizer"]

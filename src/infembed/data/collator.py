@@ -24,12 +24,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+
 from infembed.data.dataset import POSITION, derive_seed
 from infembed.data.schema import SOURCE, TRIPLETS_PER_ROW, expand_row
-from infembed.text import TextSpec
+from infembed.text import FUSIONS, TextSpec
 
 AUTO = "auto"
-FUSIONS = ("concat", "attention")  # infembed.models.fusion.FUSIONS (data does not import models)
 Tokens = dict[str, torch.Tensor]  # {input_ids, attention_mask}: (B, L)
 
 

@@ -554,8 +554,7 @@ def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], 
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
 def _write_qrels(path: Path, queries: list[dict], key: str) -> None:

@@ -43,8 +43,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infembed.eval import hub
 from infembed.errors import UserError
+from infembed.eval import hub
 from infembed.hub_ids import is_hub_id
 
 FOLLOWIR_FIELDS = ("instruction_og", "instruction_changed")

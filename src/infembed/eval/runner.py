@@ -162,8 +162,7 @@ def write_run(run: Mapping[str, Mapping[str, float]], path: str | os.PathLike, t
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for qid in sorted(run):
-            for rank, doc in enumerate(trec_ranking(run[qid]), start=1):
-                handle.write(f"{qid} Q0 {doc} {rank} {run[qid][doc]:.8f} {tag}\n")
+            handle.writelines(f"{qid} Q0 {doc} {rank} {run[qid][doc]:.8f} {tag}\n" for rank, doc in enumerate(trec_ranking(run[qid]), start=1))
 
 
 def evaluate_from_config(
@@ -204,8 +203,8 @@ def evaluate_from_config(
 
 
 __all__ = [
-    "EvalResult",
     "SYNTHETIC",
+    "EvalResult",
     "evaluate_benchmark",
     "evaluate_from_config",
     "evaluate_synthetic",

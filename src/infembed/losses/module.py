@@ -1,8 +1,8 @@
 """The loss module: validate inputs → (gather) → compute the needed blocks → combine → log."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn

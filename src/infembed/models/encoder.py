@@ -30,8 +30,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from infembed.errors import ConfigError, check_choice
-from infembed.models.fusion import FUSIONS, attention_fusion, swap_fusion
-from infembed.text import TOWERS, TextSpec
+from infembed.models.fusion import attention_fusion, swap_fusion
+from infembed.text import FUSIONS, TOWERS, TextSpec
 
 POOLINGS = ("mean", "cls", "last")
 

@@ -23,8 +23,6 @@ import math
 
 import torch
 
-FUSIONS = ("concat", "attention")
-
 
 def attention_fusion(
     query_states: torch.Tensor, query_mask: torch.Tensor, instruction_states: torch.Tensor,
@@ -58,4 +56,4 @@ def swap_fusion(
     return torch.stack(slots, dim=1)  # (N, K, D)
 
 
-__all__ = ["FUSIONS", "attention_fusion", "swap_fusion"]
+__all__ = ["attention_fusion", "swap_fusion"]

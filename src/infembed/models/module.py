@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=2e-5, weight_decay=0.01)
+DEFAULT_SCHEDULER = functools.partial(warmup_schedule, name="linear", warmup_ratio=0.1)
 log = logging.getLogger(__name__)
 
 
@@ -63,8 +66,8 @@ class RetrievalModule(L.LightningModule):
         self,
         encoder: BiEncoder,
         loss: InfEmbedLoss,
-        optimizer: OptimizerFactory = functools.partial(torch.optim.AdamW, lr=2e-5, weight_decay=0.01),
-        scheduler: SchedulerFactory | None = functools.partial(warmup_schedule, name="linear", warmup_ratio=0.1),
+        optimizer: OptimizerFactory = DEFAULT_OPTIMIZER,
+        scheduler: SchedulerFactory | None = DEFAULT_SCHEDULER,
         grad_cache_chunk_size: int | None = None,
     ) -> None:
         super().__init__()
