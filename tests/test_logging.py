@@ -92,6 +92,7 @@ def test_piped_run_prints_plain_lines_once_and_no_tips(tmp_path):
     steps = re.findall(r" - step (\d+)/6 \| train/loss .* triplets/s \| peak mem ", result.stdout)
     assert steps == [str(s) for s in range(1, 7)]  # debug=smoke: log_every_n_steps=1, max_steps=6
     assert "validation at step 3: val/loss" in result.stdout and "validation at step 6: val/loss" in result.stdout
+    assert "val/mrr" in result.stdout and "val/instruction_sensitivity" in result.stdout  # the torchmetrics ones
     assert "Tip" not in output and "Epoch" not in output and "it/s" not in output  # no tips, no Lightning bar
     messages = [LOG_PREFIX.sub("", line) for line in output.splitlines() if line.strip()]
     repeated = [m for m, n in collections.Counter(messages).items() if n > 1]

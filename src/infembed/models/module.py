@@ -125,7 +125,8 @@ class RetrievalModule(L.LightningModule):
             self.log(f"{stage}/{key}", value, batch_size=n, sync_dist=stage != "train")
         if stage == "val":  # retrieval metrics of the validation batches (torchmetrics: synced over ranks)
             self.val_metrics.update(embeddings["iq"], embeddings["passages"], self.global_rank, self.trainer.world_size)
-            self.log_dict({f"val/{k}": m for k, m in self.val_metrics.metrics().items()}, batch_size=n)
+            metrics = {f"val/{k}": m for k, m in self.val_metrics.metrics().items()}
+            self.log_dict(metrics, prog_bar=True, batch_size=n)
         return out.loss
 
     def training_step(self, batch: TripletBatch, batch_idx: int) -> torch.Tensor:
