@@ -67,7 +67,7 @@ def test_resume_from_a_middle_step_is_bit_identical(tmp_path, workers):
     assert_identical_to_uninterrupted(tmp_path, (f"data.num_workers={workers}",), resume_from=3)
 
 
-@pytest.mark.slow  # two 2-process DDP runs: about 3 minutes on a busy 2-core machine
+# two 2-process DDP runs plus the resume: about 2-3 minutes on a 2-core machine
 def test_resume_under_two_gloo_ranks_is_bit_identical(tmp_path):
     assert_identical_to_uninterrupted(tmp_path, DDP, resume_from=3)
 
