@@ -95,7 +95,8 @@ def _bar_plot(configs: list[Configuration], panels: list[MetricKey], path: Path)
             ax.axhline(100 * sum(before) / len(before), color="black", linestyle="--", linewidth=1, label="untrained")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(losses))], losses, rotation=30, ha="right")
         ax.set_ylabel(_title(key))
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if ax.get_legend_handles_labels()[1]:  # one group and no untrained line: nothing to explain
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
 
 
@@ -111,7 +112,8 @@ def _line_plot(configs: list[Configuration], panels: list[MetricKey], x_key: str
                             marker="o", capsize=3, color=f"C{g}", label=label)
         _format_x(ax, configs, x_key)
         ax.set_ylabel(_title(key))
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if ax.get_legend_handles_labels()[1]:  # one group and no untrained line: nothing to explain
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
 
 
