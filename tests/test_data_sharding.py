@@ -88,7 +88,8 @@ def test_hash_split_parts_are_disjoint_and_complete(three_files):
 
 
 def test_hub_source_shards_by_rank_and_worker_without_duplicates():
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     rows = [{c: f"{c} {i}" for c in COLUMNS} for i in range(30)]
     rows[4]["query_negative"] = ""
 

@@ -2,6 +2,7 @@
 import random
 
 import pytest
+import pytrec_eval
 
 from infembed.eval.metrics import (
     evaluate_per_query,
@@ -11,8 +12,6 @@ from infembed.eval.metrics import (
     robustness_at_10,
     trec_ranking,
 )
-
-pytrec_eval = pytest.importorskip("pytrec_eval")
 
 KS = (1, 3, 5, 10, 20)
 

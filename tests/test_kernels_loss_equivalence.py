@@ -3,9 +3,10 @@ interpreter on CPU) as with kernel=naive, and with kernel=chunked."""
 
 import pytest
 import torch
-
-losses = pytest.importorskip("infembed.losses")
+import triton  # noqa: F401  (a hard requirement: a broken install must fail, not skip)
 from helpers import tiny_bert_encoder
+
+from infembed import losses
 
 pytestmark = [pytest.mark.kernel, pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")]
 
@@ -50,8 +51,6 @@ def encoder():
     ],
 )
 def test_training_step_matches_naive(encoder, loss_name, kernel):
-    if kernel == "triton":
-        pytest.importorskip("triton")
     ref_loss, ref_grads = _step(encoder, loss_name, "naive")
     loss, grads = _step(encoder, loss_name, kernel)
     assert torch.isfinite(ref_loss) and len(ref_grads) > 10

@@ -8,11 +8,11 @@ import warnings
 
 import pytest
 import torch
+import triton  # noqa: F401  (a hard requirement: a broken install must fail, not skip)
 
 from infembed.kernels import similarity_lse, similarity_lse_rowcol
 from infembed.kernels.reference import naive_scores, naive_similarity_lse, naive_similarity_lse_rowcol
 
-pytest.importorskip("triton")
 pytestmark = [pytest.mark.kernel, pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
