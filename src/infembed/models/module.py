@@ -71,11 +71,9 @@ class RetrievalModule(L.LightningModule):
         grad_cache_chunk_size: int | None = None,
     ) -> None:
         super().__init__()
-        if grad_cache_chunk_size is not None and (
-            isinstance(grad_cache_chunk_size, bool) or not isinstance(grad_cache_chunk_size, int)
-            or grad_cache_chunk_size < 1
-        ):
-            raise ConfigError(f"grad_cache.chunk_size={grad_cache_chunk_size!r}: expected null or an integer >= 1")
+        if grad_cache_chunk_size is not None and encoder.fusion == "attention":
+            raise ConfigError("grad_cache.chunk_size with model.fusion=attention: the gradient cache keeps "
+                              "pooled embeddings, the fusion needs token states; set grad_cache.chunk_size=null")
         self.chunk_size = grad_cache_chunk_size
         self.encoder = encoder
         self.loss_fn = loss
@@ -99,9 +97,6 @@ class RetrievalModule(L.LightningModule):
             )
         swap_mask = batch.swap_mask if needs_swaps else None  # (N, K)
         if self.encoder.fusion == "attention":
-            if self.chunk_size is not None:
-                raise ConfigError("grad_cache.chunk_size with model.fusion=attention: the gradient cache keeps "
-                                  "pooled embeddings, the fusion needs token states; set grad_cache.chunk_size=null")
             swap_index = batch.swap_index if needs_swaps else None  # (N, K) into the instructions
             iq, iq_swapped = self.encoder.encode_fused(batch.queries, batch.instructions, swap_index)
             passages = self.encode(batch.passages, "passage")  # (N, D)
