@@ -115,3 +115,26 @@ def test_export_cli_from_a_lightning_checkpoint_writes_a_model_card(tmp_path):
     for fact in ("pooling `mean`", "'{query} {instruction}'", "- loss: uni_p", "- data: /data/inf_ir/train.jsonl",
                  '"p-mrr": 0.5', "32-dim"):
         assert fact in card, fact
+
+
+def test_export_cli_wise_ft_writes_the_interpolated_weights(tmp_path):
+    from infembed.export import main
+    from infembed.models.encoder import BiEncoder
+    from infembed.models.weight_ensemble import interpolate
+
+    initial = tiny_bert_encoder()
+    start = tmp_path / "start"
+    initial.backbone.save_pretrained(start)
+    initial.tokenizer.save_pretrained(start)
+    module = RetrievalModule(tiny_bert_encoder(), build_loss("uni_p"))  # other random weights: the "trained" model
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    with pytest.raises(SystemExit):
+        main(["--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "x"), "--wise-ft", "0.5"])
+    out = main(["--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "export"),
+                "--wise-ft", "0.3", "--initial", str(start)])
+    expected = interpolate(module.encoder, BiEncoder(str(start), **module.encoder.options()), 0.3)
+    assert torch.allclose(_manual_embed(out, PASSAGES, "mean", True), expected.encode_passages(PASSAGES), atol=1e-5)
+    assert not torch.allclose(expected.encode_passages(PASSAGES), initial.encode_passages(PASSAGES), atol=1e-3)
+    assert "WiSE-FT: 0.7 x" in (out / "README.md").read_text()

@@ -1,6 +1,7 @@
 """Export a trained BiEncoder to a plain Hugging Face / sentence-transformers folder that loads without infembed.
 
     python -m infembed.export --ckpt logs/.../checkpoints/last.ckpt --out exported/my-model [--metrics metrics.json]
+        [--wise-ft 0.5 --initial BACKBONE]   # weights interpolated with the untrained backbone (WiSE-FT)
 
 The folder holds the backbone (``save_pretrained``: ``config.json`` + ``model.safetensors``) and its tokenizer at the
 top level, the sentence-transformers module files (``modules.json``, ``sentence_bert_config.json``,
@@ -190,11 +191,26 @@ def main(argv=None) -> Path:
     parser.add_argument("--ckpt", required=True, help="Lightning checkpoint written by python run.py")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--metrics", default=None, help="a metrics.json to quote in the model card")
+    parser.add_argument("--wise-ft", type=float, default=None, metavar="ALPHA",
+                        help="export (1 - ALPHA)·initial + ALPHA·trained weights (WiSE-FT); needs --initial")
+    parser.add_argument("--initial", default=None, metavar="BACKBONE",
+                        help="with --wise-ft: the backbone folder or hub id the training started from")
     args = parser.parse_args(argv)
+    if (args.wise_ft is None) != (args.initial is None):
+        parser.error("--wise-ft and --initial go together")
+    if args.wise_ft is not None and not 0 <= args.wise_ft <= 1:
+        parser.error(f"--wise-ft {args.wise_ft}: expected a number in [0, 1]")
     from infembed.models.checkpoint import load_encoder
 
     encoder = load_encoder(args.ckpt)
-    out = export_sentence_transformers(encoder, args.out, training_details(args.ckpt), args.metrics)
+    details = training_details(args.ckpt)
+    if args.wise_ft is not None:
+        from infembed.models.encoder import BiEncoder
+        from infembed.models.weight_ensemble import interpolate
+
+        encoder = interpolate(encoder, BiEncoder(args.initial, **encoder.options()), args.wise_ft)
+        details["weights"] = f"WiSE-FT: {1 - args.wise_ft:g} x {args.initial} + {args.wise_ft:g} x the fine-tuned"
+    out = export_sentence_transformers(encoder, args.out, details, args.metrics)
     print(f"exported to {out}")
     return out
 

@@ -151,12 +151,20 @@ def has_benchmark(cfg: DictConfig) -> bool:
 
 
 def load_encoder(cfg: DictConfig):
-    """The encoder of ``ckpt_path`` (text settings given on the command line applied) or of the model preset."""
+    """The encoder of ``ckpt_path`` (text settings given on the command line applied) or of the model preset.
+
+    With ``evaluation.wise_ft=α`` the checkpoint's weights are interpolated with the preset's untrained ones.
+    """
     if not cfg.ckpt_path:
         return instantiate(cfg.model)
     from infembed.models.checkpoint import load_encoder as load_checkpoint
 
-    return load_checkpoint(cfg.ckpt_path, **checkpoint_text_changes(cfg))
+    encoder = load_checkpoint(cfg.ckpt_path, **checkpoint_text_changes(cfg))
+    if cfg.evaluation.get("wise_ft") is None:
+        return encoder
+    from infembed.models.weight_ensemble import interpolate
+
+    return interpolate(encoder, instantiate(cfg.model), cfg.evaluation.wise_ft)
 
 
 def checkpoint_text_changes(cfg: DictConfig) -> dict:

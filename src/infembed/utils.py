@@ -71,6 +71,13 @@ def _ratio():
     return check, "a number in [0, 1)"
 
 
+def _unit_interval():
+    def check(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+    return check, "a number in [0, 1]"
+
+
 def _swaps():
     return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
 
@@ -92,6 +99,7 @@ CHECKS = {
     "module.optimizer.lr": _positive_number(),
     "module.scheduler.warmup_ratio": _ratio(),
     "evaluation.batch_size": _int(1),
+    "evaluation.wise_ft": _unit_interval(),
     "grad_cache.chunk_size": _int(1),
 }
 TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
@@ -131,6 +139,18 @@ def validate(cfg: DictConfig) -> None:
     ckpt = cfg.get("ckpt_path")
     if ckpt and ckpt not in ("last", "hpc") and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
+    if _select(cfg, "evaluation.wise_ft") is not None:
+        _check_wise_ft(cfg)
+
+
+def _check_wise_ft(cfg: DictConfig) -> None:
+    """WiSE-FT interpolates a trained checkpoint with the pretrained weights of the preset it started from."""
+    if cfg.task != "evaluate" or not cfg.get("ckpt_path"):
+        raise ConfigError("evaluation.wise_ft interpolates a trained checkpoint with its initial model: it needs "
+                          "task=evaluate and ckpt_path=CHECKPOINT")
+    if _select(cfg, "model.random_init"):
+        raise ConfigError("evaluation.wise_ft: model.random_init=true has no pretrained weights to interpolate "
+                          "with; give the pretrained preset the checkpoint was trained from (model=...)")
 
 
 def _check_trainer_keys(cfg: DictConfig) -> None:
