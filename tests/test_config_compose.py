@@ -99,7 +99,7 @@ def test_logger_and_callbacks_instantiate(logger, tmp_path, monkeypatch):
     cfg = compose_train([f"logger={logger}"], tmp_path)
     assert hydra.utils.instantiate(cfg.logger) is not None
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
-    assert {type(c).__name__ for c in callbacks} >= {"ModelCheckpoint"}
+    assert {type(c).__name__ for c in callbacks} >= {"StepCheckpoint"}
 
 
 def test_unknown_loss_lists_valid_choices(tmp_path):

@@ -1,5 +1,6 @@
 """WiSE-FT (evaluation.wise_ft): the interpolated weights, the refusals, and run.py task=evaluate on a real MiniLM
-checkpoint, where α = 0 must score exactly as the untrained model and α = 1 exactly as the trained one."""
+checkpoint, where α = 0 must score exactly as the untrained model and α = 1 exactly as the trained one (so last.ckpt
+holds the final step, also when it is not a multiple of the checkpoint interval)."""
 import json
 
 import pytest
@@ -35,11 +36,13 @@ def test_run_py_wise_ft_endpoints_reproduce_untrained_and_trained_scores(tmp_pat
 
     followir = generate(tmp_path / "bench", train_rows=5, eval_queries=4)["followir"]
     bench = ("benchmark=followir", f"benchmark.path={followir}")
-    trained = run("debug=smoke", "model=minilm", "trainer.max_steps=3", "trainer.val_check_interval=3",
+    # 4 steps, step checkpoints every 3: last.ckpt must still be the final step (what "after" evaluated)
+    trained = run("debug=smoke", "model=minilm", "trainer.max_steps=4", "trainer.val_check_interval=3",
                   *bench, f"hydra.run.dir={tmp_path}/train", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     reference = json.loads((tmp_path / "train" / "metrics.json").read_text())
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == 4
     for alpha, stage in ((0, "before"), (1, "after")):
         job = tmp_path / f"wise{alpha}"
         result = run("task=evaluate", f"ckpt_path={ckpt}", f"evaluation.wise_ft={alpha}", *bench,
