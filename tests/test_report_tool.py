@@ -258,3 +258,26 @@ def test_expected_jobs_match_hydras_basic_sweeper(tmp_path):
     write_multirun(tmp_path, {"lr": "choice(0.1"}, [])
     with pytest.raises(ReportInputError, match=r"multirun.yaml: unreadable sweep overrides"):
         expected_overrides(tmp_path)
+
+
+def test_evaluations_of_checkpoints_group_by_their_training_jobs(tmp_path):
+    """task=evaluate jobs of a seed sweep's checkpoints are the sweep's configurations, seeds as replicates; the
+    checkpoint path may be relative to the evaluation's working directory; the untrained model keeps ckpt_path."""
+    train = tmp_path / "train"
+    for num, overrides in enumerate((["loss=a", "seed=1"], ["loss=a", "seed=2"], ["loss=b", "experiment=t"])):
+        make_job(train, num, overrides, synthetic(np.full(50, 0.5)))
+    (train / "2" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 7}))
+    ev = tmp_path / "ev"
+    ckpts = ["null", f"{train}/0/checkpoints/last.ckpt", f"{train}/1/checkpoints/last.ckpt",
+             "train/2/checkpoints/last.ckpt"]
+    write_multirun(ev, {}, ["experiment=e", "ckpt_path=" + ",".join(ckpts)])
+    for num, (ckpt, value) in enumerate(zip(ckpts, (0.2, 0.4, 0.6, 0.9))):
+        job = make_job(ev, num, ["experiment=e", f"ckpt_path={ckpt}"], synthetic(np.full(50, value)), task="evaluate")
+        (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"cwd": str(tmp_path)}}}))
+    runs = load_runs([ev])
+    assert all(run.ok for run in runs)  # matched to multirun.yaml by the launched overrides: none "never started"
+    configs = {c.label: c for c in group_configurations(runs)}
+    assert set(configs) == {"ckpt_path=null", "loss=a", "loss=b trained:experiment=t"}
+    assert [r.seed for r in configs["loss=a"].runs] == ["1", "2"]
+    assert configs["loss=a"].summary("after", ("synthetic", "p-mrr"))[0] == pytest.approx(0.5)
+    assert [r.seed for r in configs["loss=b trained:experiment=t"].runs] == ["7"]

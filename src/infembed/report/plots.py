@@ -24,7 +24,7 @@ LABELS = {"p-mrr": "p-MRR (×100)", "ndcg@10": "nDCG@10 (×100)"}
 
 def loss_of(config: Configuration) -> str:
     run = config.runs[0]
-    return run.choices.get("loss") or run.overrides.get("loss") or str(run.config.get("loss", {}).get("name"))
+    return run.overrides.get("loss") or run.choices.get("loss") or str(run.config.get("loss", {}).get("name"))
 
 
 def batch_of(config: Configuration) -> float | None:

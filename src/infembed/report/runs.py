@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 STAGES = ("before", "after")
 SEED_KEY = "seed"
+CKPT_KEY = "ckpt_path"
 
 MetricKey = tuple[str, str]  # (benchmark, metric), e.g. ("synthetic", "p-mrr")
 
@@ -36,12 +37,13 @@ class Run:
     """One Hydra job: where it lives, what it overrode, and its results (None when it did not finish)."""
 
     path: Path
-    overrides: dict[str, str]
+    overrides: dict[str, str]  # what describes the run (an evaluated checkpoint's training overrides included)
     choices: dict[str, str] = field(default_factory=dict)  # config group choices, e.g. {"loss": "uni_p"}
     config: dict = field(default_factory=dict)  # metrics.json's resolved config, else .hydra/config.yaml
     metrics: dict | None = None  # metrics.json as written
     per_query: dict | None = None  # per_query.json as written (None when the job wrote none)
     error: str | None = None  # why there are no metrics
+    launched: dict[str, str] = field(default_factory=dict)  # the job's own command-line overrides
 
     @property
     def ok(self) -> bool:
@@ -99,12 +101,13 @@ def _job_sort_key(path: Path) -> tuple:
 
 def load_run(job_dir: Path) -> Run:
     hydra_dir = job_dir / ".hydra"
-    overrides = parse_overrides(_load_yaml_list(hydra_dir / "overrides.yaml"))
+    launched = parse_overrides(_load_yaml_list(hydra_dir / "overrides.yaml"))
     config = _load_yaml(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").is_file() else {}
     hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
+    overrides = with_training_overrides(launched, hydra_cfg.get("hydra", {}).get("runtime", {}).get("cwd"))
     choices = {k: v for k, v in hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices", {}).items()
                if isinstance(v, str) and not k.startswith("hydra/")}
-    run = Run(path=job_dir, overrides=overrides, choices=choices, config=config)
+    run = Run(path=job_dir, overrides=overrides, choices=choices, config=config, launched=launched)
     if not (job_dir / "metrics.json").is_file():
         run.error = "no metrics.json (crashed, killed or still running)"
         return run
@@ -113,6 +116,28 @@ def load_run(job_dir: Path) -> Run:
     if (job_dir / "per_query.json").is_file():
         run.per_query = load_per_query(job_dir / "per_query.json")
     return run
+
+
+def with_training_overrides(overrides: dict[str, str], cwd: str | None) -> dict[str, str]:
+    """An evaluation of a checkpoint written by a Hydra job is described by that training job.
+
+    ``ckpt_path=<job>/checkpoints/X.ckpt`` (relative paths from the evaluation's working directory) is replaced by
+    the training job's overrides and seed, so evaluations of a seed sweep's checkpoints group as the sweep did, with
+    the seeds as replicates. A training key that the evaluation also sets is kept as ``trained:KEY`` (e.g. both
+    ``experiment``s); a checkpoint outside a Hydra job keeps ``ckpt_path``.
+    """
+    ckpt = overrides.get(CKPT_KEY)
+    if not ckpt or ckpt in ("null", "last", "hpc"):
+        return overrides
+    path = Path(ckpt) if Path(ckpt).is_absolute() or cwd is None else Path(cwd) / ckpt
+    hydra_dir = path.parent.parent / ".hydra"
+    if not (hydra_dir / "overrides.yaml").is_file():
+        return overrides
+    trained = parse_overrides(_load_yaml_list(hydra_dir / "overrides.yaml"))
+    if SEED_KEY not in trained and (hydra_dir / "config.yaml").is_file():
+        trained[SEED_KEY] = str(_load_yaml(hydra_dir / "config.yaml").get(SEED_KEY, "?"))
+    own = {k: v for k, v in overrides.items() if k not in (CKPT_KEY, SEED_KEY)}
+    return {**own, **{(f"trained:{k}" if k in own else k): v for k, v in trained.items()}}
 
 
 def load_metrics(path: Path) -> dict:
@@ -228,6 +253,6 @@ def load_runs(roots: list[str | Path]) -> list[Run]:
 
 def _missing_runs(root: Path, found: list[Run]) -> list[Run]:
     expected = expected_overrides(root) or []
-    seen = [run.overrides for run in found]
+    seen = [run.launched for run in found]
     return [Run(path=root, overrides=job, error="never started (expected by multirun.yaml)")
             for job in expected if job not in seen]
