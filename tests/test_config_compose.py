@@ -26,6 +26,8 @@ OPTIONS = [(g, o) for g, options in GROUPS.items() for o in options]
 REQUIRED = {  # the user must say where the data is
     ("benchmark", "birco"): ["benchmark.root=/data/birco"],
     ("experiment", "birco_minilm"): ["benchmark.root=/data/birco"],
+    ("experiment", "birco_transfer"): ["benchmark.root=/data/birco"],
+    ("experiment", "birco_realtext"): ["benchmark.root=/data/birco"],
 }
 
 def compose_train(overrides, tmp_path):
