@@ -1,9 +1,10 @@
 """Entry point: compose the config, then train (with a before/after evaluation) or evaluate.
 
-    python run.py                                   # train MiniLM with multi_p_i on the synthetic data
-    python run.py loss=uni_p model=e5_base trainer=gpu
-    python run.py task=evaluate benchmark=beir benchmark.path=DIR benchmark.split=test [ckpt_path=...]
+python run.py                                   # train MiniLM with multi_p_i on the synthetic data
+python run.py loss=uni_p model=e5_base trainer=gpu
+python run.py task=evaluate benchmark=beir benchmark.path=DIR benchmark.split=test [ckpt_path=...]
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from infembed.utils import register_resolvers
+from infembed.config import register_resolvers
 
 register_resolvers()
 log = logging.getLogger("infembed")

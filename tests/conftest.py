@@ -3,6 +3,7 @@
 The Triton interpreter must be switched on before anything imports triton, so it is set here, at collection time,
 when no CUDA device is present. W&B never talks to the network from tests.
 """
+
 import os
 
 os.environ.setdefault("WANDB_MODE", "offline")

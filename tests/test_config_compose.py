@@ -1,4 +1,5 @@
 """Every config file composes, and every `_target_` it names instantiates (hub backbones: their arguments bind)."""
+
 import functools
 import inspect
 from pathlib import Path
@@ -10,8 +11,8 @@ from helpers import MINILM
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
+from infembed.config import register_resolvers
 from infembed.text import TextSpec
-from infembed.utils import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 register_resolvers()
@@ -30,9 +31,12 @@ REQUIRED = {  # the user must say where the data is
     ("experiment", "birco_realtext"): ["benchmark.root=/data/birco"],
 }
 
+
 def compose_train(overrides, tmp_path):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}", *overrides])
+        cfg = compose(
+            "train", overrides=[f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}", *overrides]
+        )
     return cfg
 
 
@@ -79,7 +83,10 @@ def test_data_configs_instantiate_with_the_encoder_text(data, tmp_path):
 def test_module_optimizer_and_scheduler_instantiate(optimizer, scheduler, tmp_path):
     cfg = compose_train([f"optimizer={optimizer}", f"scheduler={scheduler}"], tmp_path)
     module_factory = hydra.utils.instantiate(cfg.module, _partial_=True)
-    make_optimizer, make_scheduler = module_factory.keywords["optimizer"], module_factory.keywords["scheduler"]
+    make_optimizer, make_scheduler = (
+        module_factory.keywords["optimizer"],
+        module_factory.keywords["scheduler"],
+    )
     assert isinstance(make_optimizer, functools.partial) and isinstance(make_scheduler, functools.partial)
     opt = make_optimizer([{"params": [torch.nn.Parameter(torch.ones(2, 2))]}])
     sched = make_scheduler(opt, total_steps=10)

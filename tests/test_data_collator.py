@@ -63,12 +63,8 @@ def test_template_padding_side_and_truncation(tokenizer):
     )
     collator = TripletCollator(spec, num_swap_negatives=0)
     batch = collator([row(0), dict(row(1), query_positive="a much longer query text than the others")])
-    assert (
-        decode(tokenizer, batch.pairs, 0) == "instruct : instruction positive 0 query : query positive 0"
-    )
-    assert (
-        batch.pairs["attention_mask"][0, 0] == 0 and batch.pairs["attention_mask"][0, -1] == 1
-    )  # left pad
+    assert decode(tokenizer, batch.pairs, 0) == "instruct : instruction positive 0 query : query positive 0"
+    assert batch.pairs["attention_mask"][0, 0] == 0 and batch.pairs["attention_mask"][0, -1] == 1  # left pad
     assert batch.passages["input_ids"].shape[1] == 5
     assert decode(tokenizer, batch.passages, 0) == "passage : document"  # template applied, then truncated
 
@@ -93,9 +89,7 @@ def test_auto_k_is_half_the_local_rows_minus_one_capped_at_six():
 
 def swap_texts(tokenizer, batch) -> list[list[str]]:
     pairs = [decode(tokenizer, batch.pairs, i) for i in range(batch.pairs["input_ids"].shape[0])]
-    pairs += [
-        decode(tokenizer, batch.swap_pairs, i) for i in range(batch.swap_pairs["input_ids"].shape[0])
-    ]
+    pairs += [decode(tokenizer, batch.swap_pairs, i) for i in range(batch.swap_pairs["input_ids"].shape[0])]
     return [
         [pairs[j] for j, ok in zip(index.tolist(), mask.tolist()) if ok]
         for index, mask in zip(batch.swap_index, batch.swap_mask)
@@ -129,13 +123,9 @@ def test_swaps_point_at_the_right_texts_and_skip_duplicate_instructions(tokenize
 def test_swap_pairs_are_unique_and_new(tokenizer):
     batch = TripletCollator(SPEC, num_swap_negatives=4, seed=1)([row(i) for i in range(4)])
     pairs = {decode(tokenizer, batch.pairs, i) for i in range(12)}
-    swaps = [
-        decode(tokenizer, batch.swap_pairs, i) for i in range(batch.swap_pairs["input_ids"].shape[0])
-    ]
+    swaps = [decode(tokenizer, batch.swap_pairs, i) for i in range(batch.swap_pairs["input_ids"].shape[0])]
     assert len(swaps) == len(set(swaps)) and not pairs & set(swaps)
-    first_of_row = batch.swap_index[
-        0::3, 0
-    ]  # designed I- of the first triplet = the second triplet's pair
+    first_of_row = batch.swap_index[0::3, 0]  # designed I- of the first triplet = the second triplet's pair
     assert first_of_row.tolist() == [1, 4, 7, 10]
 
 
@@ -172,7 +162,11 @@ def test_collator_seed_changes_samples_and_pickles_without_tokenizer():
     assert torch.equal(first, b(rows).swap_index)  # same seed, same rows: the collator keeps no state
     at = [dict(r, **{POSITION: (0, 0, i)}) for i, r in enumerate(rows)]  # as the stream stamps them
     later = [dict(r, **{POSITION: (1, 0, i)}) for i, r in enumerate(rows)]  # the same rows in the next pass
-    assert torch.equal(a(at).swap_index, b(at).swap_index) and not torch.equal(a(at).swap_index, a(later).swap_index)
-    assert not torch.equal(first, TripletCollator(TextSpec(name), num_swap_negatives=3, seed=9)(rows).swap_index)
+    assert torch.equal(a(at).swap_index, b(at).swap_index) and not torch.equal(
+        a(at).swap_index, a(later).swap_index
+    )
+    assert not torch.equal(
+        first, TripletCollator(TextSpec(name), num_swap_negatives=3, seed=9)(rows).swap_index
+    )
     clone = pickle.loads(pickle.dumps(a))  # what a DataLoader worker receives: strings, no tokenizer object
     assert clone.text == a.text and torch.equal(clone(rows).swap_index, a(rows).swap_index)

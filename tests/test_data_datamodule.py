@@ -15,7 +15,7 @@ SYNTHETIC = {"train_rows": 40, "eval_queries": 4, "seed": 0}
 
 
 def module(tmp_path, **kwargs) -> InfIRDataModule:
-    settings = dict(
+    settings = dict(  # noqa: C408 (keyword arguments of the DataModule)
         train_source=str(tmp_path / "synthetic" / "train.jsonl"),
         val_source=str(tmp_path / "synthetic" / "heldout.jsonl"),
         text=TextSpec(MINILM, max_passage_length=64),
@@ -118,7 +118,7 @@ def test_settings_are_checked(tmp_path):
         with pytest.raises(DataConfigError, match="data.global_batch_size"):
             module(tmp_path, global_batch_size=rows)
     with pytest.raises(RuntimeError, match="after setup"):
-        module(tmp_path).rows_per_device
+        _ = module(tmp_path).rows_per_device
 
 
 def test_state_dict_resumes_the_stream_and_refuses_other_settings(tmp_path):

@@ -128,8 +128,10 @@ def test_resumed_stream_delivers_what_the_uninterrupted_one_would(three_files, m
             rows = iter(stream)
             batches_of_worker = len(range(worker, count, workers))
             per_worker.append(
-                [tuple((r["query_positive"], r[POSITION]) for r in (next(rows), next(rows)))
-                 for _ in range(batches_of_worker)]
+                [
+                    tuple((r["query_positive"], r[POSITION]) for r in (next(rows), next(rows)))
+                    for _ in range(batches_of_worker)
+                ]
             )
         return [per_worker[i % workers][i // workers] for i in range(count)]
 

@@ -128,7 +128,9 @@ def test_concurrent_ensure_generates_once(tmp_path):
     from infembed.data import synthetic
 
     with ThreadPoolExecutor(4) as pool:
-        generated = list(pool.map(lambda _: synthetic.ensure(tmp_path / "syn", train_rows=5, eval_queries=2), range(4)))
+        generated = list(
+            pool.map(lambda _: synthetic.ensure(tmp_path / "syn", train_rows=5, eval_queries=2), range(4))
+        )
     assert sorted(generated) == [False, False, False, True]
     assert synthetic.is_current(tmp_path / "syn", synthetic.params(5, 2, 0))
 
@@ -177,7 +179,9 @@ def passage_facts(text: str, topics: list[str]) -> tuple[str, str, dict[str, int
 
 def query_facts(text: str, topics: list[str]) -> tuple[str, str]:
     (fact,) = [
-        (t, a) for t in topics for a, (queries, _, _) in synthetic.ASPECTS.items()
+        (t, a)
+        for t in topics
+        for a, (queries, _, _) in synthetic.ASPECTS.items()
         if text in {q.format(topic=t) for q in queries}
     ]
     return fact

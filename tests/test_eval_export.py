@@ -1,4 +1,5 @@
 """Export to a plain HF / sentence-transformers folder: same embeddings without infembed."""
+
 import json
 
 import pytest
@@ -71,8 +72,9 @@ def test_sentence_transformers_round_trip(tmp_path, pair_template, passage_templ
 
 
 def test_templates_no_prompt_can_express_warn_and_write_no_prompt(tmp_path):
-    enc = tiny_bert_encoder(pair_template="Instruct: {instruction}\nQuery: {query}",
-                                        passage_template="{passage} </s>")
+    enc = tiny_bert_encoder(
+        pair_template="Instruct: {instruction}\nQuery: {query}", passage_template="{passage} </s>"
+    )
     with pytest.warns(ExportWarning) as caught:
         out = export_sentence_transformers(enc, tmp_path / "export")
     assert [str(w.message).split(" template")[0] for w in caught] == ["export: pair", "export: passage"]
@@ -108,12 +110,20 @@ def test_export_cli_from_a_lightning_checkpoint_writes_a_model_card(tmp_path):
     module.on_save_checkpoint(checkpoint)  # what Lightning adds when it writes a .ckpt
     torch.save(checkpoint, ckpt)
     (run / "metrics.json").write_text(json.dumps({"after": {"p-mrr": 0.5}}))
-    out = main(["--ckpt", str(ckpt), "--out", str(tmp_path / "export"), "--metrics", str(run / "metrics.json")])
+    out = main(
+        ["--ckpt", str(ckpt), "--out", str(tmp_path / "export"), "--metrics", str(run / "metrics.json")]
+    )
     expected = module.encoder.encode_passages(PASSAGES)
     assert torch.allclose(_manual_embed(out, PASSAGES, "mean", True), expected, atol=1e-5)
     card = (out / "README.md").read_text()
-    for fact in ("pooling `mean`", "'{query} {instruction}'", "- loss: uni_p", "- data: /data/inf_ir/train.jsonl",
-                 '"p-mrr": 0.5', "32-dim"):
+    for fact in (
+        "pooling `mean`",
+        "'{query} {instruction}'",
+        "- loss: uni_p",
+        "- data: /data/inf_ir/train.jsonl",
+        '"p-mrr": 0.5',
+        "32-dim",
+    ):
         assert fact in card, fact
 
 
@@ -126,15 +136,31 @@ def test_export_cli_wise_ft_writes_the_interpolated_weights(tmp_path):
     start = tmp_path / "start"
     initial.backbone.save_pretrained(start)
     initial.tokenizer.save_pretrained(start)
-    module = RetrievalModule(tiny_bert_encoder(), build_loss("uni_p"))  # other random weights: the "trained" model
+    module = RetrievalModule(
+        tiny_bert_encoder(), build_loss("uni_p")
+    )  # other random weights: the "trained" model
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / "last.ckpt")
     with pytest.raises(SystemExit):
         main(["--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "x"), "--wise-ft", "0.5"])
-    out = main(["--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "export"),
-                "--wise-ft", "0.3", "--initial", str(start)])
+    out = main(
+        [
+            "--ckpt",
+            str(tmp_path / "last.ckpt"),
+            "--out",
+            str(tmp_path / "export"),
+            "--wise-ft",
+            "0.3",
+            "--initial",
+            str(start),
+        ]
+    )
     expected = interpolate(module.encoder, BiEncoder(str(start), **module.encoder.options()), 0.3)
-    assert torch.allclose(_manual_embed(out, PASSAGES, "mean", True), expected.encode_passages(PASSAGES), atol=1e-5)
-    assert not torch.allclose(expected.encode_passages(PASSAGES), initial.encode_passages(PASSAGES), atol=1e-3)
+    assert torch.allclose(
+        _manual_embed(out, PASSAGES, "mean", True), expected.encode_passages(PASSAGES), atol=1e-5
+    )
+    assert not torch.allclose(
+        expected.encode_passages(PASSAGES), initial.encode_passages(PASSAGES), atol=1e-3
+    )
     assert "WiSE-FT: 0.7 x" in (out / "README.md").read_text()

@@ -1,4 +1,5 @@
 """Shared helpers for the eval tests: a deterministic bag-of-words encoder and tiny benchmark folders on disk."""
+
 import hashlib
 import json
 import re
@@ -16,7 +17,9 @@ class BagOfWordsEncoder:
     Counts encode_passages calls so tests can observe cache hits.
     """
 
-    def __init__(self, dim: int = 64, max_passage_length: int = 512, pair_template: str = "{query} {instruction}"):
+    def __init__(
+        self, dim: int = 64, max_passage_length: int = 512, pair_template: str = "{query} {instruction}"
+    ):
         self.dim = dim
         self.text = TextSpec(MINILM, pair_template=pair_template, max_passage_length=max_passage_length)
         self.passage_calls, self.passages_encoded = 0, 0
@@ -79,16 +82,31 @@ def make_followir(root: Path, candidates: bool = True) -> Path:
         {"_id": "e", "text": "apples apples"},
     ]
     queries = [
-        {"_id": "q1", "text": "apples", "instruction_og": "any colour", "instruction_changed": "only green sour"},
-        {"_id": "q2", "text": "yellow fruit", "instruction_og": "bananas", "instruction_changed": "not bananas"},
+        {
+            "_id": "q1",
+            "text": "apples",
+            "instruction_og": "any colour",
+            "instruction_changed": "only green sour",
+        },
+        {
+            "_id": "q2",
+            "text": "yellow fruit",
+            "instruction_og": "bananas",
+            "instruction_changed": "not bananas",
+        },
     ]
     write_jsonl(root / "corpus.jsonl", corpus)
     write_jsonl(root / "queries.jsonl", queries)
     write_qrels(root / "qrels" / "og.tsv", [("q1", "a", 1), ("q1", "b", 1), ("q2", "c", 1)])
     write_qrels(root / "qrels" / "changed.tsv", [("q1", "a", 0), ("q1", "b", 1), ("q2", "c", 0)])
     if candidates:
-        write_jsonl(root / "candidates.jsonl", [{"query-id": "q1", "corpus-ids": ["a", "b", "c", "e"]},
-                                                {"query-id": "q2", "corpus-ids": ["a", "b", "c", "e"]}])
+        write_jsonl(
+            root / "candidates.jsonl",
+            [
+                {"query-id": "q1", "corpus-ids": ["a", "b", "c", "e"]},
+                {"query-id": "q2", "corpus-ids": ["a", "b", "c", "e"]},
+            ],
+        )
     return root
 
 

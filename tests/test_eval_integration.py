@@ -1,4 +1,5 @@
 """The eval suite with the real BiEncoder (tiny random BERT), the benchmark configs, BIRCO."""
+
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,23 @@ def tiny_encoder():
 
 def test_tiny_bert_end_to_end_with_cache(tmp_path, tiny_encoder):
     make_beir(tmp_path / "toy")
-    config = {"path": str(tmp_path / "toy"), "use_instruction": "both", "metrics": ["ndcg@10", "mrr@10"],
-              "cache_dir": str(tmp_path / "cache")}
-    first = {row: r.metrics for row, r in evaluate_from_config(tiny_encoder, config, None, show_progress=False).items()}
+    config = {
+        "path": str(tmp_path / "toy"),
+        "use_instruction": "both",
+        "metrics": ["ndcg@10", "mrr@10"],
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    first = {
+        row: r.metrics
+        for row, r in evaluate_from_config(tiny_encoder, config, None, show_progress=False).items()
+    }
     assert list(first) == ["toy", "toy (no instruction)"]
     assert all(0 <= v <= 1 for values in first.values() for v in values.values())
     assert len(list((tmp_path / "cache").glob("corpus-*.pt"))) == 1
-    again = {row: r.metrics for row, r in evaluate_from_config(tiny_encoder, config, None, show_progress=False).items()}
+    again = {
+        row: r.metrics
+        for row, r in evaluate_from_config(tiny_encoder, config, None, show_progress=False).items()
+    }
     assert again == first  # cached corpus embeddings give the same numbers
 
 
@@ -57,7 +68,9 @@ def test_benchmark_configs_compose_with_only_known_keys(tmp_path):
             assert set(plain) <= CONFIG_KEYS, name
             assert plain["cache_dir"] == "/c/embeddings"
             if name == "birco":
-                assert plain["path"] == [f"/data/birco/{t}" for t in ("arguana", "clinical-trial", "relic", "wtb")]
+                assert plain["path"] == [
+                    f"/data/birco/{t}" for t in ("arguana", "clinical-trial", "relic", "wtb")
+                ]
                 assert plain["mode"] == "rerank" and plain["metrics"] == ["ndcg@10"]
 
 

@@ -1,4 +1,5 @@
 """evaluate_run against pytrec_eval (trec_eval), p-MRR and robustness@10 against hand-computed values."""
+
 import random
 
 import pytest
@@ -41,15 +42,22 @@ def test_per_query_values_equal_trec_eval(seed):
     run, qrels = _random_case(seed)
     names = [f"{m}@{k}" for m in ("ndcg", "map", "recall", "p") for k in KS]
     ours = evaluate_per_query(run, qrels, names)
-    measures = {f"ndcg_cut.{','.join(map(str, KS))}", f"map_cut.{','.join(map(str, KS))}",
-                f"recall.{','.join(map(str, KS))}", f"P.{','.join(map(str, KS))}"}
+    measures = {
+        f"ndcg_cut.{','.join(map(str, KS))}",
+        f"map_cut.{','.join(map(str, KS))}",
+        f"recall.{','.join(map(str, KS))}",
+        f"P.{','.join(map(str, KS))}",
+    }
     ref = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
     assert set(ours) == set(ref)  # only queries in both run and qrels, empty runs included
     trec_name = {"ndcg": "ndcg_cut", "map": "map_cut", "recall": "recall", "p": "P"}
     for qid in ref:
         for name in names:
             measure, k = parse_metric(name)
-            assert ours[qid][name] == pytest.approx(ref[qid][f"{trec_name[measure]}_{k}"], abs=1e-12), (qid, name)
+            assert ours[qid][name] == pytest.approx(ref[qid][f"{trec_name[measure]}_{k}"], abs=1e-12), (
+                qid,
+                name,
+            )
 
 
 @pytest.mark.parametrize("k", KS)
@@ -70,7 +78,9 @@ def test_fractional_relevance_matches_trec_eval_on_scaled_labels():
     assert ours == pytest.approx(evaluate_run(run, int_qrels, names), abs=1e-12)
     ref = pytrec_eval.RelevanceEvaluator(int_qrels, {"ndcg_cut.10", "map_cut.1000"}).evaluate(run)
     assert ours["ndcg@10"] == pytest.approx(sum(v["ndcg_cut_10"] for v in ref.values()) / len(ref), abs=1e-12)
-    assert ours["map@1000"] == pytest.approx(sum(v["map_cut_1000"] for v in ref.values()) / len(ref), abs=1e-12)
+    assert ours["map@1000"] == pytest.approx(
+        sum(v["map_cut_1000"] for v in ref.values()) / len(ref), abs=1e-12
+    )
 
 
 def test_negative_labels_count_as_non_relevant_like_trec_eval():
@@ -98,6 +108,7 @@ def test_default_metrics_keys_and_bad_names():
 
 
 # ---- p-MRR: hand-computed -------------------------------------------------------------------------------------------
+
 
 def test_p_mrr_moved_down_and_up():
     og = {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}  # ranks a1 b2 c3

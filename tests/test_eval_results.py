@@ -1,11 +1,12 @@
 """The one results schema: the writer, the metric-path lookup sweepers use, the before/after table."""
+
 import json
 
 import pytest
 
 from infembed.errors import ConfigError
-from infembed.eval.results import check_metric_path, lookup, results_table, write_results
 from infembed.eval.runner import EvalResult
+from infembed.results import check_metric_path, lookup, results_table, write_results
 
 
 def result(**per_query) -> EvalResult:

@@ -1,4 +1,5 @@
 """Evaluation loop: rerank vs full retrieval, embedding cache, FollowIR p-MRR, config entry point, tables."""
+
 import json
 
 import pytest
@@ -84,7 +85,9 @@ def test_evaluate_synthetic_layout(tmp_path):
     make_heldout(tmp_path / "heldout.jsonl")
     result = evaluate_synthetic(BagOfWordsEncoder(), tmp_path)
     results = result.metrics
-    assert set(result.per_query["instruction_sensitivity"]) == {str(i) for i in range(len(result.per_query["instruction_sensitivity"]))}
+    assert set(result.per_query["instruction_sensitivity"]) == {
+        str(i) for i in range(len(result.per_query["instruction_sensitivity"]))
+    }
     assert set(results) == {"ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity"}
     assert results["instruction_sensitivity"] == 1.0  # P+ repeats I+ and Q+ words
 
@@ -93,12 +96,23 @@ def test_evaluate_from_config_several_benchmarks_one_table(tmp_path):
     make_beir(tmp_path / "toy")
     make_followir(tmp_path / "fir")
     config = {
-        "path": [str(tmp_path / "toy"), str(tmp_path / "fir")], "split": "test", "format": "auto",
-        "use_instruction": "both", "mode": "auto", "top_k": 100, "metrics": ["ndcg@10", "map@1000"],
-        "batch_size": 8, "cache_dir": str(tmp_path / "cache"), "retrieval_backend": "torch", "root": None,
+        "path": [str(tmp_path / "toy"), str(tmp_path / "fir")],
+        "split": "test",
+        "format": "auto",
+        "use_instruction": "both",
+        "mode": "auto",
+        "top_k": 100,
+        "metrics": ["ndcg@10", "map@1000"],
+        "batch_size": 8,
+        "cache_dir": str(tmp_path / "cache"),
+        "retrieval_backend": "torch",
+        "root": None,
     }
     enc = BagOfWordsEncoder()
-    results = {row: r.metrics for row, r in evaluate_from_config(enc, config, tmp_path / "out", show_progress=False).items()}
+    results = {
+        row: r.metrics
+        for row, r in evaluate_from_config(enc, config, tmp_path / "out", show_progress=False).items()
+    }
     assert list(results) == ["toy", "toy (no instruction)", "fir", "fir (no instruction)"]
     assert "p-mrr" in results["fir"] and "p-mrr" not in results["toy"]
     assert enc.passages_encoded == 4 + 4  # each corpus once: the no-instruction rows hit the cache

@@ -1,5 +1,6 @@
 """The instruction-query attention fusion (model.fusion=attention, method.md §7): the formula against a direct loop,
 swap negatives from the batch against encode_pairs, training steps, the smoke run, export, checkpoints, config."""
+
 import json
 import math
 import os
@@ -22,11 +23,15 @@ from infembed.losses import build_loss
 from infembed.models.checkpoint import encoder_from_record, encoder_record
 from infembed.models.fusion import attention_fusion
 from infembed.models.module import RetrievalModule
-from infembed.utils import validate
+from infembed.preflight import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["what is a cat", "why do large dogs of the northern hills bark at night", "rain"]
-INSTRUCTIONS = ["answer briefly for children please", "experts", "only documents written after the war in french"]
+INSTRUCTIONS = [
+    "answer briefly for children please",
+    "experts",
+    "only documents written after the war in french",
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,11 @@ def loop_fusion(h_q: torch.Tensor, h_i: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_fusion_formula_masks_padding_on_both_sides(side):
     torch.manual_seed(0)
-    lengths_q, lengths_i, d = [5, 2, 7, 1], [3, 6, 1, 6], 8  # the last query is one token, the widths non-powers of 2
+    lengths_q, lengths_i, d = (
+        [5, 2, 7, 1],
+        [3, 6, 1, 6],
+        8,
+    )  # the last query is one token, the widths non-powers of 2
 
     def mask(lengths: list[int], width: int) -> torch.Tensor:  # (B, width) bool
         positions = torch.arange(width)[None] if side == "right" else torch.arange(width - 1, -1, -1)[None]
@@ -71,7 +80,9 @@ def test_encode_pairs_is_the_formula_on_separately_encoded_texts(encoder):
     fused = encoder.encode_pairs(QUERIES, INSTRUCTIONS, batch_size=3)  # (3, D)
     with torch.no_grad():
         for b, (query, instruction) in enumerate(zip(QUERIES, INSTRUCTIONS)):
-            h_q = encoder.token_states(encoder.text.tokenize([query], "pair"), "pair")[0]  # (Lq, D) no padding
+            h_q = encoder.token_states(encoder.text.tokenize([query], "pair"), "pair")[
+                0
+            ]  # (Lq, D) no padding
             h_i = encoder.token_states(encoder.text.tokenize([instruction], "pair"), "pair")[0]  # (Li, D)
             expected = torch.nn.functional.normalize(loop_fusion(h_q, h_i), dim=0)
             torch.testing.assert_close(fused[b], expected, atol=1e-5, rtol=1e-4)
@@ -100,8 +111,12 @@ def test_mteb_evaluates_attention_through_encode_pairs(tmp_path):
         h_i = e5.token_states(e5.text.tokenize(["cats purr"], "pair"), "pair")[0]  # (Li, D)
     expected = torch.nn.functional.normalize(loop_fusion(h_q, h_i), dim=0)
     torch.testing.assert_close(e5.encode_pairs(["pets"], ["cats purr"])[0], expected, atol=1e-5, rtol=1e-4)
-    results = mteb.evaluate(MTEBEncoder(e5, name="infembed/tiny-attention"), local_task(make_beir(tmp_path / "toy")),
-                            cache=None, show_progress_bar=False)
+    results = mteb.evaluate(
+        MTEBEncoder(e5, name="infembed/tiny-attention"),
+        local_task(make_beir(tmp_path / "toy")),
+        cache=None,
+        show_progress_bar=False,
+    )
     assert 0.0 <= results.task_results[0].scores["test"][0]["ndcg_at_10"] <= 1.0
 
 
@@ -110,7 +125,9 @@ def test_swap_embeddings_from_the_batch_are_the_swapped_pairs(encoder):
     batch = TripletCollator(encoder.text, num_swap_negatives=3, seed=1, fusion="attention")(rows)
     assert batch.pairs is None and batch.swap_pairs is None and batch.num_triplets == 9
     with torch.no_grad():
-        z, swapped = encoder.encode_fused(batch.queries, batch.instructions, batch.swap_index)  # (N, D), (N, K, D)
+        z, swapped = encoder.encode_fused(
+            batch.queries, batch.instructions, batch.swap_index
+        )  # (N, D), (N, K, D)
     triplets = [t for r in rows for t in expand_row(r)]  # (instruction, query, passage)
     instructions, queries = [t[0] for t in triplets], [t[1] for t in triplets]
     torch.testing.assert_close(z, encoder.encode_pairs(queries, instructions), atol=1e-5, rtol=1e-4)
@@ -137,9 +154,15 @@ def test_attention_swaps_draw_the_same_instructions_as_concat(encoder):
 @pytest.mark.parametrize("loss", ["multi_p_i", "uni_p"])  # with ℓ_I (swap negatives) and without
 def test_training_step_updates_the_encoder(loss):
     torch.manual_seed(0)
-    module = RetrievalModule(tiny_bert_encoder(fusion="attention"), build_loss(loss, temperature=0.05, kernel="naive"))
-    collator = TripletCollator(module.encoder.text, num_swap_negatives=2 if module.loss_fn.needs_swaps else 0,
-                               seed=0, fusion="attention")
+    module = RetrievalModule(
+        tiny_bert_encoder(fusion="attention"), build_loss(loss, temperature=0.05, kernel="naive")
+    )
+    collator = TripletCollator(
+        module.encoder.text,
+        num_swap_negatives=2 if module.loss_fn.needs_swaps else 0,
+        seed=0,
+        fusion="attention",
+    )
     batch = collator([row(n) for n in range(4)])
     embeddings = module.embed_batch(batch)
     assert (embeddings["iq_swapped"] is not None) == module.loss_fn.needs_swaps
@@ -171,7 +194,9 @@ def test_export_refuses_attention(encoder, tmp_path):
 def test_checkpoint_round_trip_keeps_the_fusion(encoder):
     rebuilt = encoder_from_record(encoder_record(encoder), encoder.state_dict()).eval()
     assert rebuilt.fusion == "attention" and rebuilt.options() == encoder.options()
-    torch.testing.assert_close(rebuilt.encode_pairs(QUERIES, INSTRUCTIONS), encoder.encode_pairs(QUERIES, INSTRUCTIONS))
+    torch.testing.assert_close(
+        rebuilt.encode_pairs(QUERIES, INSTRUCTIONS), encoder.encode_pairs(QUERIES, INSTRUCTIONS)
+    )
     concat = tiny_bert_encoder(fusion="concat")
     concat.load_state_dict(encoder.state_dict())
     assert concat.fingerprint() != encoder.fingerprint()  # mteb's result cache keys on it: the fusion counts
@@ -182,7 +207,9 @@ def test_fusion_ablation_crosses_losses_with_fusions():
     (jobs,) = expand(cfg, ["experiment=fusion_ablation"])
     assert len(jobs) == 11 * 2
     assert {o for job in jobs for o in job if o.startswith("model.fusion=")} == {
-        "model.fusion=concat", "model.fusion=attention"}
+        "model.fusion=concat",
+        "model.fusion=attention",
+    }
     job = dict(o.split("=", 1) for o in jobs[-1])
     job_cfg = compose_hydra(["experiment=fusion_ablation", *jobs[-1]])
     assert job_cfg.experiment_name == "fusion_ablation"
@@ -192,9 +219,19 @@ def test_fusion_ablation_crosses_losses_with_fusions():
 def test_smoke_run_with_attention_trains_and_writes_metrics(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "debug=smoke", "model.fusion=attention",
-         f"hydra.run.dir={tmp_path}/run"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "debug=smoke",
+            "model.fusion=attention",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

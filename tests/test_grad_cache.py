@@ -1,6 +1,7 @@
 """Gradient cache = the plain step: weights after 3 optimiser steps for all eleven losses, with dropout on (the random
 state replayed per chunk), under bf16 autocast, through a Lightning Trainer (accumulation, clipping, schedule) and
 on 2 gloo ranks."""
+
 import functools
 import os
 
@@ -42,13 +43,17 @@ def batches(module: RetrievalModule, steps: int = 3, rows: int = 2, offset: int 
 def make(loss: str, chunk_size: int | None, overrides: dict = TINY_BERT) -> RetrievalModule:
     torch.manual_seed(0)
     encoder = tiny_bert_encoder(config_overrides=overrides)
-    return RetrievalModule(encoder, build_loss(loss, kernel="naive"), grad_cache_chunk_size=chunk_size).train()
+    return RetrievalModule(
+        encoder, build_loss(loss, kernel="naive"), grad_cache_chunk_size=chunk_size
+    ).train()
 
 
 def chunked_with_graph(module: RetrievalModule, size: int):
     """The reference for dropout on: the same chunks as the cache, encoded with their graphs kept."""
+
     def encode(tokens, tower):
         return torch.cat([module.encoder(piece, tower) for piece in chunks(tokens, size)])
+
     return encode
 
 
@@ -105,7 +110,9 @@ def test_without_replay_dropout_would_differ():
     other = make("multi_p_i", None)
     other.encode = chunked_with_graph(other, 2)
     torch.manual_seed(2)
-    other.encode(batches(other, steps=1)[0].pairs, "pair")  # shifts the dropout stream of the steps that follow
+    other.encode(
+        batches(other, steps=1)[0].pairs, "pair"
+    )  # shifts the dropout stream of the steps that follow
     optimizer = torch.optim.SGD(other.parameters(), lr=0.5)
     for batch in data:
         optimizer.zero_grad()
@@ -123,8 +130,10 @@ def test_bf16_autocast_matches_within_tolerance():
 
 
 def test_chunks_are_cut_to_their_own_longest_text():
-    tokens = {"input_ids": torch.arange(12).view(3, 4), "attention_mask": torch.tensor(
-        [[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1]])}
+    tokens = {
+        "input_ids": torch.arange(12).view(3, 4),
+        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1]]),
+    }
     pieces = list(chunks(tokens, 1))
     assert [p["input_ids"].shape for p in pieces] == [(1, 4), (1, 2), (1, 2)]
     assert pieces[2]["input_ids"].tolist() == [[10, 11]]  # left padding: the leading columns go
@@ -134,9 +143,18 @@ def trainer_weights(chunk_size: int | None) -> dict:
     module = make("multi_p_i", chunk_size, NO_DROPOUT)
     data = batches(module, steps=4, rows=1)
     module.optimizer_factory = functools.partial(torch.optim.AdamW, lr=1e-2)
-    trainer = L.Trainer(max_steps=2, accumulate_grad_batches=2, gradient_clip_val=0.05, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        accelerator="cpu", devices=1, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_steps=2,
+        accumulate_grad_batches=2,
+        gradient_clip_val=0.05,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, DataLoader(data, batch_size=None))
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -156,11 +174,16 @@ def _ranks(rank: int, port: int, results) -> None:
             reference.encode = chunked_with_graph(reference, 2)
             reference.forward = reference.embed_batch
             ddp = torch.nn.parallel.DistributedDataParallel(reference)  # DDP's own gradient averaging
-            data = batches(cached, rows=1, offset=100 * rank)  # each rank its own shard; the loss gathers both
+            data = batches(
+                cached, rows=1, offset=100 * rank
+            )  # each rank its own shard; the loss gathers both
             expected = train(reference, data, call=ddp)
             found = train(cached, data, sync=lambda m: all_reduce_gradients(list(m.parameters())))
-            worst = max(worst, max_diff(found, expected), 0.0 if max_diff(expected, make(loss, None).state_dict())
-                        > 1e-3 else float("inf"))
+            worst = max(
+                worst,
+                max_diff(found, expected),
+                0.0 if max_diff(expected, make(loss, None).state_dict()) > 1e-3 else float("inf"),
+            )
         results[rank] = worst
     finally:
         dist.destroy_process_group()

@@ -1,5 +1,6 @@
 """Hub access without network: an unreachable dataset or backbone fails up front with one line and the ways out;
 transient errors while streaming are retried with backoff, then stop with the step and stream position."""
+
 import os
 import subprocess
 import sys
@@ -16,17 +17,26 @@ from infembed.data import sources
 from infembed.data.dataset import InfIRStream
 from infembed.data.schema import COLUMNS, SkipStats
 from infembed.data.sources import HubSource, StreamError
-from infembed.training.hub_access import HubAccessError, check_reachable
+from infembed.preflight import HubAccessError, check_reachable
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [{c: f"{c} {i}" for c in COLUMNS} for i in range(12)]
 
 
 def test_run_without_network_stops_before_loading_anything(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty_cache"), "WANDB_MODE": "offline"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "empty_cache"),
+        "WANDB_MODE": "offline",
+    }
     result = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "data=inf_ir", "model=tiny", f"hydra.run.dir={tmp_path}/run"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "Traceback" not in output
@@ -40,16 +50,26 @@ def test_missing_backbone_folder_and_uncached_hub_id(tmp_path, monkeypatch):
         check_reachable("model.backbone", "/no/such/model", "model")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(HubAccessError, match="nobody/nothing: the hub model is not in the local cache .*local model folder"):
+    with pytest.raises(
+        HubAccessError, match="nobody/nothing: the hub model is not in the local cache .*local model folder"
+    ):
         check_reachable("model.backbone", "nobody/nothing", "model")
-    check_reachable("data.train_source", str(tmp_path / "later.jsonl"), "dataset")  # local data: the DataModule checks
+    check_reachable(
+        "data.train_source", str(tmp_path / "later.jsonl"), "dataset"
+    )  # local data: the DataModule checks
 
 
 @pytest.mark.parametrize(
     "error, expected",
-    [(ConnectionError("Name or service not known"), "the hub is unreachable \\(ConnectionError"),
-     (RepositoryNotFoundError("404", response=SimpleNamespace(headers={}, status_code=404, request=None)),
-      "no such dataset on the hub")],
+    [
+        (ConnectionError("Name or service not known"), "the hub is unreachable \\(ConnectionError"),
+        (
+            RepositoryNotFoundError(
+                "404", response=SimpleNamespace(headers={}, status_code=404, request=None)
+            ),
+            "no such dataset on the hub",
+        ),
+    ],
 )
 def test_hub_errors_online_name_the_repository(monkeypatch, error, expected):
     def repo_info(self, *args, **kwargs):
@@ -97,7 +117,9 @@ def test_transient_errors_are_retried_with_backoff_and_lose_no_row(flaky):
 
 def test_persistent_errors_stop_with_the_step_and_stream_position(flaky):
     flaky["failures"] = 10
-    stream = InfIRStream(HubSource("InF-IR/InF-IR", "msmarco", loader=loader, retries=2, backoff_s=1.0), repeat=True)
+    stream = InfIRStream(
+        HubSource("InF-IR/InF-IR", "msmarco", loader=loader, retries=2, backoff_s=1.0), repeat=True
+    )
     stream.start_at(0, batch_rows=2)
     with pytest.raises(StreamError) as caught:
         list(zip(range(20), stream))
@@ -108,6 +130,8 @@ def test_persistent_errors_stop_with_the_step_and_stream_position(flaky):
 
 
 def test_worker_errors_reach_the_main_process_as_one_line():
-    wrapped = "Caught StreamError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n" \
-              '  File "x.py", line 1\ninfembed.data.sources.StreamError: hub failed; stopped at step 4\n'
+    wrapped = (
+        "Caught StreamError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1\ninfembed.data.sources.StreamError: hub failed; stopped at step 4\n'
+    )
     assert str(StreamError(wrapped)) == "hub failed; stopped at step 4"

@@ -1,8 +1,10 @@
 """Imports run one way (architecture.md): no cycle inside the package, and the layers only look down.
 
-    run.py → pipeline → models → {encoder, losses → kernels};  data, eval, report stand apart (eval reads
-    InF-IR rows through data.schema, the one row validator); errors, text, hub_ids are leaves everyone may use.
+run.py → pipeline → {preflight, callbacks, models → {encoder, losses → kernels}};  data, eval, report stand
+apart (eval reads InF-IR rows through data.schema, the one row validator); results (the schema pipeline and
+report share), config, errors, text, hub_ids are leaves everyone may use.
 """
+
 import ast
 from pathlib import Path
 
@@ -10,12 +12,59 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "infembed"
 # a module under the first key may never import a module under any of the listed prefixes
 FORBIDDEN = {
-    "infembed.kernels": ("infembed.losses", "infembed.models", "infembed.data", "infembed.eval", "infembed.pipeline"),
+    "infembed.kernels": (
+        "infembed.losses",
+        "infembed.models",
+        "infembed.data",
+        "infembed.eval",
+        "infembed.pipeline",
+    ),
     "infembed.losses": ("infembed.models", "infembed.data", "infembed.eval", "infembed.pipeline"),
     "infembed.models": ("infembed.pipeline", "infembed.report"),
-    "infembed.data": ("infembed.models", "infembed.losses", "infembed.eval", "infembed.pipeline", "infembed.report"),
-    "infembed.eval": ("infembed.pipeline", "infembed.report", "infembed.data.datamodule", "infembed.data.collator"),
+    "infembed.data": (
+        "infembed.models",
+        "infembed.losses",
+        "infembed.eval",
+        "infembed.pipeline",
+        "infembed.report",
+    ),
+    "infembed.eval": (
+        "infembed.pipeline",
+        "infembed.report",
+        "infembed.callbacks",
+        "infembed.data.datamodule",
+        "infembed.data.collator",
+    ),
     "infembed.report": ("infembed.pipeline", "infembed.models", "infembed.data"),
+    "infembed.callbacks": (
+        "infembed.pipeline",
+        "infembed.models",
+        "infembed.losses",
+        "infembed.eval",
+        "infembed.report",
+    ),
+    "infembed.preflight": (
+        "infembed.pipeline",
+        "infembed.models",
+        "infembed.losses",
+        "infembed.kernels",
+        "infembed.data",
+        "infembed.eval",
+        "infembed.report",
+        "infembed.callbacks",
+    ),
+    "infembed.results": (
+        "infembed.pipeline",
+        "infembed.models",
+        "infembed.losses",
+        "infembed.kernels",
+        "infembed.data",
+        "infembed.eval",
+        "infembed.report",
+        "infembed.callbacks",
+        "infembed.preflight",
+    ),
+    "infembed.config": ("infembed.",),
     "infembed.errors": ("infembed.",),
     "infembed.text": ("infembed.models", "infembed.data", "infembed.eval", "infembed.pipeline"),
 }
@@ -37,14 +86,18 @@ def imports_of(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
     return {m for m in found if m.split(".")[0] == PACKAGE}
 
 
 def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in (SRC / PACKAGE).rglob("*.py")}
-    return {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
+    return {
+        name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()
+    }
 
 
 def test_no_import_cycle():
@@ -57,7 +110,7 @@ def test_no_import_cycle():
         state[node] = 1
         for nxt in sorted(edges[node]):
             if state.get(nxt) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(path[path.index(nxt):] + [nxt]))
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -74,6 +127,9 @@ def test_layers_only_import_downwards():
         for layer, banned in FORBIDDEN.items()
         if a == layer or a.startswith(layer + ".")
         for b in targets
-        if any(b == ban.rstrip(".") or b.startswith(ban if ban.endswith(".") else ban + ".") or b == ban for ban in banned)
+        if any(
+            b == ban.rstrip(".") or b.startswith(ban if ban.endswith(".") else ban + ".") or b == ban
+            for ban in banned
+        )
     ]
     assert not violations, violations

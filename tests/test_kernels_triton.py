@@ -180,7 +180,7 @@ def test_auto_falls_back_to_chunked_with_one_warning_when_the_self_check_fails(m
         warnings.simplefilter("error")  # the second use neither re-checks nor warns
         got = similarity_lse(q, k, 4.0, True, "auto")
     assert torch.equal(got, similarity_lse(q, k, 4.0, True, "chunked"))
-    assert dispatch._TRITON_CHECKED == {str(torch.device(DEVICE)): False}
+    assert {str(torch.device(DEVICE)): False} == dispatch._TRITON_CHECKED
 
 
 def test_auto_uses_triton_when_the_self_check_passes(monkeypatch):

@@ -1,6 +1,7 @@
 """LoRA through peft and gradient checkpointing on a tiny random decoder (a Qwen2 config built from scratch with the
 offline MiniLM tokenizer): forward/backward trains only the adapters, the checkpoint rebuilds them, the export
 merges them into a plain folder that sentence-transformers loads with the same embeddings."""
+
 import functools
 
 import pytest
@@ -24,9 +25,16 @@ TEXTS = ["kids topic 1 is fun", "technical analysis of a long topic with many wo
 def tiny_qwen(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny_qwen")
     tokenizer = AutoTokenizer.from_pretrained(MINILM)
-    Qwen2Config(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                pad_token_id=tokenizer.pad_token_id).save_pretrained(folder)
+    Qwen2Config(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    ).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
 
@@ -51,7 +59,9 @@ def test_lora_trains_only_the_adapters(tiny_qwen):
 def test_checkpointing_and_cache_compose_exactly(tiny_qwen):
     def weights(chunk_size, checkpointing):
         encoder = decoder(tiny_qwen, lora=LORA, gradient_checkpointing=checkpointing)
-        module = RetrievalModule(encoder, build_loss("uni_p_i_iq", kernel="naive"), grad_cache_chunk_size=chunk_size)
+        module = RetrievalModule(
+            encoder, build_loss("uni_p_i_iq", kernel="naive"), grad_cache_chunk_size=chunk_size
+        )
         return train(module.train(), batches(module, steps=2))
 
     assert max_diff(weights(2, True), weights(None, False)) <= 1e-5
@@ -60,8 +70,11 @@ def test_checkpointing_and_cache_compose_exactly(tiny_qwen):
 def test_checkpoint_rebuilds_lora_and_export_merges_it(tiny_qwen, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    module = RetrievalModule(decoder(tiny_qwen, lora=LORA), build_loss("uni_p"),
-                             optimizer=functools.partial(torch.optim.SGD, lr=1.0))
+    module = RetrievalModule(
+        decoder(tiny_qwen, lora=LORA),
+        build_loss("uni_p"),
+        optimizer=functools.partial(torch.optim.SGD, lr=1.0),
+    )
     for name, param in module.named_parameters():  # nonzero adapters, so that merging changes the weights
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.5)
@@ -79,11 +92,14 @@ def test_checkpoint_rebuilds_lora_and_export_merges_it(tiny_qwen, tmp_path):
     assert not torch.allclose(plain.encode_passages(TEXTS), expected, atol=1e-3)
 
 
-@pytest.mark.parametrize("lora, key", [
-    ({**LORA, "r": 0}, "model.lora.r"),
-    ({**LORA, "target_modules": ["query"]}, "model.lora.target_modules"),
-    ({"r": 4}, "model.lora="),
-])
+@pytest.mark.parametrize(
+    "lora, key",
+    [
+        ({**LORA, "r": 0}, "model.lora.r"),
+        ({**LORA, "target_modules": ["query"]}, "model.lora.target_modules"),
+        ({"r": 4}, "model.lora="),
+    ],
+)
 def test_bad_lora_settings_name_the_key(tiny_qwen, lora, key):
     with pytest.raises(ConfigError, match=key):
         decoder(tiny_qwen, lora=lora)

@@ -1,4 +1,5 @@
 """conf/loss/*.yaml: exactly one file per registered loss (tests/test_config_compose.py instantiates each)."""
+
 from pathlib import Path
 
 from infembed.losses import LOSS_NAMES

@@ -1,4 +1,5 @@
 """Cross-device negatives: 2 CPU processes (gloo) under DDP give the single-process loss and gradients."""
+
 import os
 import socket
 

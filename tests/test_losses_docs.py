@@ -1,4 +1,5 @@
 """The losses document themselves: one table in the registry feeds each loss's docstring and the README."""
+
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,11 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_each_loss_is_a_class_whose_docstring_holds_its_formula(name):
     loss = build_loss(name)
     assert type(loss) is LOSS_CLASSES[name]
-    for fact in (LOSS_REGISTRY[name].formula, "Towards Better Instruction Following Retrieval Models", "iq (N, D)"):
+    for fact in (
+        LOSS_REGISTRY[name].formula,
+        "Towards Better Instruction Following Retrieval Models",
+        "iq (N, D)",
+    ):
         assert fact in type(loss).__doc__
 
 

@@ -1,4 +1,5 @@
 """Every loss against method.md §4–§5 written out with explicit loops (independent of the implementation)."""
+
 import math
 
 import pytest

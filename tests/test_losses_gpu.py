@@ -1,5 +1,6 @@
 """GPU lane (-m gpu): the losses on CUDA, fused kernels vs the naive reference, bf16 embeddings; passages are
 noisy copies of their pairs, so the masked positive dominates its row and a kernel that kept it would fail."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,9 @@ def _batch(n, k, d, dtype):
     g = torch.Generator(device="cuda").manual_seed(0)
     z = F.normalize(torch.randn(n, d, device="cuda", generator=g), dim=-1).to(dtype)  # (N, D)
     noise = torch.randn(n, d, device="cuda", generator=g)  # (N, D)
-    p = F.normalize(z.float() + 0.3 * noise, dim=-1).to(dtype)  # (N, D): the positive is the hardest candidate
+    p = F.normalize(z.float() + 0.3 * noise, dim=-1).to(
+        dtype
+    )  # (N, D): the positive is the hardest candidate
     zs = F.normalize(torch.randn(n, k, d, device="cuda", generator=g), dim=-1).to(dtype)  # (N, K, D)
     mask = torch.rand(n, k, device="cuda", generator=g) > 0.2  # (N, K)
     return z, p, zs, mask

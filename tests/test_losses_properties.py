@@ -1,4 +1,5 @@
 """Structural properties of the loss family: positive counted once, multi = Σ parts, gradients, invariances."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -111,8 +112,13 @@ def test_needs_swaps_iff_instruction_conditional():
 
 @pytest.mark.parametrize(
     "name,expected",
-    [("uni_i", {"lse": 0, "rowcol": 0}), ("uni_p", {"lse": 1, "rowcol": 0}), ("uni_iq", {"lse": 1, "rowcol": 0}),
-     ("multi_p_i_iq", {"lse": 0, "rowcol": 1}), ("uni_p_iq", {"lse": 0, "rowcol": 1})],
+    [
+        ("uni_i", {"lse": 0, "rowcol": 0}),
+        ("uni_p", {"lse": 1, "rowcol": 0}),
+        ("uni_iq", {"lse": 1, "rowcol": 0}),
+        ("multi_p_i_iq", {"lse": 0, "rowcol": 1}),
+        ("uni_p_iq", {"lse": 0, "rowcol": 1}),
+    ],
 )
 def test_only_needed_blocks_are_computed(monkeypatch, name, expected):
     calls = {"lse": 0, "rowcol": 0}

@@ -86,9 +86,12 @@ def test_config_overrides_need_random_init():
 
 
 ROW = {
-    "query_positive": "what is lava", "query_negative": "who found lava",
-    "instruction_positive": "for children", "instruction_negative": "for geologists",
-    "document_positive": "lava is hot rock", "hard_negative_document_1": "basalt petrology",
+    "query_positive": "what is lava",
+    "query_negative": "who found lava",
+    "instruction_positive": "for children",
+    "instruction_negative": "for geologists",
+    "document_positive": "lava is hot rock",
+    "hard_negative_document_1": "basalt petrology",
     "hard_negative_document_2": "the discovery of lava",
 }
 
@@ -97,12 +100,16 @@ ROW = {
 def test_training_and_evaluation_tokenise_identically(padding_side):
     """The collator (training) and encode_pairs/encode_passages (evaluation) see the same token ids."""
     encoder = tiny_bert_encoder(
-        pair_template="query: {query} | {instruction}", passage_template="passage: {passage}",
-        max_pair_length=7, padding_side=padding_side,
+        pair_template="query: {query} | {instruction}",
+        passage_template="passage: {passage}",
+        max_pair_length=7,
+        padding_side=padding_side,
     )
     batch = TripletCollator(encoder.text)([ROW])
     seen = {}
-    encoder.encode_texts = lambda texts, tower, *a, **k: seen.setdefault(tower, encoder.text.tokenize(texts, tower))
+    encoder.encode_texts = lambda texts, tower, *a, **k: seen.setdefault(
+        tower, encoder.text.tokenize(texts, tower)
+    )
     encoder.encode_pairs([ROW["query_positive"]], [ROW["instruction_positive"]])
     encoder.encode_passages([ROW["document_positive"]])
     for tower, tokens in (("pair", batch.pairs), ("passage", batch.passages)):
@@ -121,8 +128,14 @@ def test_checkpoint_rebuilds_the_encoder_without_its_original_folder(tmp_path):
     folder = tmp_path / "backbone"
     shutil.copytree(MINILM, folder)
     torch.manual_seed(0)
-    encoder = BiEncoder(str(folder), name="tiny", random_init=True, config_overrides=TINY_BERT,
-                        pair_template="query: {query} {instruction}", max_pair_length=32)
+    encoder = BiEncoder(
+        str(folder),
+        name="tiny",
+        random_init=True,
+        config_overrides=TINY_BERT,
+        pair_template="query: {query} {instruction}",
+        max_pair_length=32,
+    )
     module = RetrievalModule(encoder, build_loss("uni_p"))
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)  # what Lightning calls when it writes a .ckpt

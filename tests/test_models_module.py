@@ -40,16 +40,24 @@ def test_swapped_embeddings_are_the_swapped_texts(module):
     batch = collator(rows)
     with torch.no_grad():
         swapped = module.embed_batch(batch)["iq_swapped"]  # (N, K, D)
-    triplets = [t for r in rows for t in [
-        (r["instruction_positive"], r["query_positive"]),
-        (r["instruction_negative"], r["query_positive"]),
-        (r["instruction_positive"], r["query_negative"]),
-    ]]
+    triplets = [
+        t
+        for r in rows
+        for t in [
+            (r["instruction_positive"], r["query_positive"]),
+            (r["instruction_negative"], r["query_positive"]),
+            (r["instruction_positive"], r["query_negative"]),
+        ]
+    ]
     instructions = list(dict.fromkeys(i for i, _ in triplets))
     mask = batch.swap_mask
     for i, (own_instruction, query) in enumerate(triplets):
         # every valid slot must be query i with some other instruction of the batch, encoded as one string
-        candidates = [module.encoder.text.format_pair(query, other) for other in instructions if other != own_instruction]
+        candidates = [
+            module.encoder.text.format_pair(query, other)
+            for other in instructions
+            if other != own_instruction
+        ]
         with torch.no_grad():
             expected = module.encoder.encode_texts(candidates, "pair")  # (C, D)
         for k in range(mask.shape[1]):
@@ -87,7 +95,9 @@ def test_warmup_then_linear_decay_to_zero():
 def test_cosine_and_constant_schedules():
     cosine, constant = lr_factor("cosine", 2, 12), lr_factor("constant", 2, 12)
     assert [cosine(s) for s in (0, 1)] == [0.5, 1.0] == [constant(s) for s in (0, 1)]
-    assert cosine(7) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5))) and cosine(12) == pytest.approx(0.0)
+    assert cosine(7) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5))) and cosine(12) == pytest.approx(
+        0.0
+    )
     assert constant(11) == 1.0
     with pytest.raises(ConfigError, match="scheduler.name"):
         lr_factor("step", 2, 12)
@@ -121,6 +131,13 @@ def test_no_weight_decay_on_biases_and_norms():
 def test_auto_swap_negatives_are_capped_and_explicit_k_is_not():
     from infembed.data.collator import resolve_num_swap_negatives
 
-    assert [resolve_num_swap_negatives("auto", rows) for rows in (1, 4, 8, 14, 128, 4096)] == [1, 1, 3, 6, 6, 6]
+    assert [resolve_num_swap_negatives("auto", rows) for rows in (1, 4, 8, 14, 128, 4096)] == [
+        1,
+        1,
+        3,
+        6,
+        6,
+        6,
+    ]
     assert resolve_num_swap_negatives(None, 128) == 6
     assert resolve_num_swap_negatives(63, 128) == 63

@@ -1,6 +1,7 @@
 """The scale presets compose, validate and instantiate: qwen2_5_3b / qwen2_5_7b (LoRA + checkpointing + cache; the
 backbone swapped for a tiny random Qwen2 folder, so the preset's LoRA module names are checked against the real
 architecture), trainer=fsdp (its strategy object), and the cache-using sweeps."""
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -9,7 +10,7 @@ from test_lora import tiny_qwen  # noqa: F401  (fixture)
 
 from infembed.errors import ConfigError
 from infembed.losses import build_loss
-from infembed.utils import validate
+from infembed.preflight import validate
 
 
 def compose_train(*overrides):

@@ -1,5 +1,6 @@
 """Non-finite guard: a row whose passage makes the encoder output NaN stops the run before the optimiser step with
 the step, loss terms and source row named, the last good checkpoint staying the newest; skip_steps skips it."""
+
 import json
 
 import lightning as L
@@ -8,11 +9,11 @@ import torch
 from helpers import tiny_bert_encoder
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from infembed.callbacks.nonfinite import NonFiniteError, NonFiniteGuard
 from infembed.data.datamodule import InfIRDataModule
 from infembed.data.schema import COLUMNS
 from infembed.losses import build_loss
 from infembed.models.module import RetrievalModule
-from infembed.training.nonfinite import NonFiniteError, NonFiniteGuard
 
 POISON = "zebra"  # a word of the MiniLM vocabulary; its passage embeds to NaN below
 
@@ -34,11 +35,19 @@ def train(tmp_path, monkeypatch, guard: NonFiniteGuard, max_steps: int) -> L.Tra
 
     monkeypatch.setattr(encoder, "forward", forward)
     loss = build_loss("multi_p_i", kernel="naive")
-    data = InfIRDataModule(str(path), encoder.text, loss.needs_swaps, global_batch_size=2, shuffle_buffer=0,
-                           val_fraction=0.0)
+    data = InfIRDataModule(
+        str(path), encoder.text, loss.needs_swaps, global_batch_size=2, shuffle_buffer=0, val_fraction=0.0
+    )
     checkpoints = ModelCheckpoint(tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1, save_last=True)
-    trainer = L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[guard, checkpoints], default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[guard, checkpoints],
+        default_root_dir=tmp_path,
+    )
     trainer.fit(RetrievalModule(encoder, loss), datamodule=data)
     return trainer
 

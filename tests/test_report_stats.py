@@ -1,4 +1,5 @@
 """The report's statistics against direct computations: t intervals, sign-flip p-values, bootstrap intervals."""
+
 import itertools
 import math
 import statistics
@@ -19,7 +20,9 @@ def brute_force_p(d: list[float]) -> float:
 def test_mean_ci_is_the_student_t_interval():
     assert mean_ci([0.4]) == (0.4, None)
     mean, half = mean_ci([0.1, 0.3])
-    assert mean == pytest.approx(0.2) and half == pytest.approx(12.706204736 * statistics.stdev([0.1, 0.3]) / math.sqrt(2))
+    assert mean == pytest.approx(0.2) and half == pytest.approx(
+        12.706204736 * statistics.stdev([0.1, 0.3]) / math.sqrt(2)
+    )
     values = [0.52, 0.55, 0.49, 0.61, 0.50]
     mean, half = mean_ci(values)
     assert half == pytest.approx(2.776445105 * statistics.stdev(values) / math.sqrt(5))  # t_{0.975, 4}

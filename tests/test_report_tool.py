@@ -4,6 +4,7 @@ Each job holds ``.hydra/{overrides,config,hydra}.yaml``, ``metrics.json`` ``{"ta
 {BENCH: {METRIC: value}}, "num_parameters", "config"}`` and ``per_query.json`` ``{"before"?, "after": {BENCH:
 {METRIC: {query_id: value}}}}``. The CLI runs in a subprocess, as a user runs it.
 """
+
 import json
 import math
 import os
@@ -22,12 +23,23 @@ from infembed.report.plots import write_plots
 from infembed.report.runs import expected_overrides, parse_overrides
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-T_975 = {2: 4.302652729749464, 1: 12.706204736174698}  # Student t quantile 0.975 by degrees of freedom (tables)
+T_975 = {
+    2: 4.302652729749464,
+    1: 12.706204736174698,
+}  # Student t quantile 0.975 by degrees of freedom (tables)
 QUERIES = [f"q{i}" for i in range(50)]
 
 
-def make_job(root: Path, num: int, overrides: list[str], after: dict | None, before: dict | None = None,
-             choices: dict | None = None, task: str = "train", seed: int = 42) -> Path:
+def make_job(
+    root: Path,
+    num: int,
+    overrides: list[str],
+    after: dict | None,
+    before: dict | None = None,
+    choices: dict | None = None,
+    task: str = "train",
+    seed: int = 42,
+) -> Path:
     """A job directory; ``after``/``before`` are ``{BENCH: {METRIC: {query_id: value}}}`` (None: the job crashed).
 
     metrics.json holds the per-query means, as the pipeline writes them.
@@ -36,14 +48,20 @@ def make_job(root: Path, num: int, overrides: list[str], after: dict | None, bef
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": "${oc.env:NOPE,1}"}))
-    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices or {}}}}))
+    (job / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": choices or {}}}})
+    )
     if after is None:
         return job
     stages = {"after": after, **({"before": before} if before else {})}
-    means = {s: {b: {m: float(np.mean(list(q.values()))) for m, q in ms.items()} for b, ms in v.items()}
-             for s, v in stages.items()}
+    means = {
+        s: {b: {m: float(np.mean(list(q.values()))) for m, q in ms.items()} for b, ms in v.items()}
+        for s, v in stages.items()
+    }
     config = {"seed": seed, "data": {"global_batch_size": 8}, "optimized_metric": "after/synthetic/p-mrr"}
-    (job / "metrics.json").write_text(json.dumps({"task": task, **means, "num_parameters": 1000, "config": config}))
+    (job / "metrics.json").write_text(
+        json.dumps({"task": task, **means, "num_parameters": 1000, "config": config})
+    )
     (job / "per_query.json").write_text(json.dumps(stages))
     return job
 
@@ -57,19 +75,30 @@ def synthetic(p_mrr: np.ndarray, ndcg: np.ndarray | None = None) -> dict:
 
 def write_multirun(root: Path, params: dict[str, str], task: list[str]) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"params": params},
-                                                                  "overrides": {"task": task}}}, sort_keys=False))
+    (root / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {"hydra": {"sweeper": {"params": params}, "overrides": {"task": task}}}, sort_keys=False
+        )
+    )
 
 
 def report(*args: str | Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "infembed.report", *map(str, args)], check=False, capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "infembed.report", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def rows(text: str, first_cell: str) -> list[list[str]]:
     """The cells of the markdown rows whose first cell is ``first_cell``."""
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+    cells = [
+        [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")
+    ]
     return [c for c in cells if c[0] == first_cell]
 
 
@@ -94,8 +123,12 @@ def study(tmp_path_factory) -> dict:
         values[loss, seed] = {"a": u + e[seed], "b": u + e[seed] + 0.3 + noise, "c": a_mean}[loss]
         if (loss, seed) == ("c", 3):
             continue  # never started
-        after = None if (loss, seed) == ("c", 2) else synthetic(values[loss, seed], 0.5 + values[loss, seed] / 2)
-        make_job(root, num, ["sweep=s", f"loss={loss}", f"seed={seed}"], after, before, {"loss": loss}, seed=seed)
+        after = (
+            None if (loss, seed) == ("c", 2) else synthetic(values[loss, seed], 0.5 + values[loss, seed] / 2)
+        )
+        make_job(
+            root, num, ["sweep=s", f"loss={loss}", f"seed={seed}"], after, before, {"loss": loss}, seed=seed
+        )
     evaluate = tmp_path_factory.mktemp("evaluate")
     make_job(evaluate, 0, ["task=evaluate", "ckpt_path=/ckpt/last.ckpt"], synthetic(u - 0.1), task="evaluate")
     out = root.parent / "out"
@@ -106,14 +139,23 @@ def study(tmp_path_factory) -> dict:
 def test_configurations_show_mean_and_t_interval_over_seeds(study):
     assert study["result"].returncode == 0, study["result"].stderr
     text = study["result"].stdout
-    assert "written: " in text and "| jobs | loss | task | ckpt_path | seeds (n) | synthetic/ndcg@10 (Δ) |" in text
+    assert (
+        "written: " in text
+        and "| jobs | loss | task | ckpt_path | seeds (n) | synthetic/ndcg@10 (Δ) |" in text
+    )
     for loss in "ab":
         (row,) = rows(text, {"a": "0, 1, 2", "b": "3, 4, 5"}[loss])
         assert row[1:5] == [loss, "–", "–", "1, 2, 3 (3)"]
-        p_mrr = [float(np.mean(study["values"][loss, s])) for s in (1, 2, 3)]  # metrics.json value of each seed
+        p_mrr = [
+            float(np.mean(study["values"][loss, s])) for s in (1, 2, 3)
+        ]  # metrics.json value of each seed
         half = T_975[2] * statistics.stdev(p_mrr) / math.sqrt(3)
         change = statistics.mean(p_mrr) - 0.1
-        mean = f"**{100 * statistics.mean(p_mrr):.1f}**" if loss == "b" else f"{100 * statistics.mean(p_mrr):.1f}"
+        mean = (
+            f"**{100 * statistics.mean(p_mrr):.1f}**"
+            if loss == "b"
+            else f"{100 * statistics.mean(p_mrr):.1f}"
+        )
         assert row[6] == f"{mean} ± {100 * half:.1f} ({100 * change:+.1f})"
     (row_c,) = rows(text, "6")
     assert row_c[4] == "1 (1)" and "±" not in row_c[6]  # one seed: the value, no interval
@@ -133,11 +175,17 @@ def test_failed_and_never_started_runs_are_listed(study):
 def test_paired_tests_against_the_best_configuration(study):
     text = study["result"].stdout
     assert "each configuration against the best on after/synthetic/p-mrr, `loss=b`" in text
-    tested = {(r[1], r[2]) for r in rows(text, "loss=a") + rows(text, "loss=c") + rows(text, "task=evaluate "
-                                                                                     "ckpt_path=/ckpt/last.ckpt")}
+    tested = {
+        (r[1], r[2])
+        for r in rows(text, "loss=a")
+        + rows(text, "loss=c")
+        + rows(text, "task=evaluate ckpt_path=/ckpt/last.ckpt")
+    }
     assert tested == {("loss=b", "synthetic/p-mrr"), ("loss=b", "synthetic/ndcg@10")}
     (row,) = [r for r in rows(text, "loss=a") if r[2] == "synthetic/p-mrr"]
-    seed_mean = {x: np.mean([study["values"][x, s] for s in (1, 2, 3)], axis=0) for x in "ab"}  # (50,) per loss
+    seed_mean = {
+        x: np.mean([study["values"][x, s] for s in (1, 2, 3)], axis=0) for x in "ab"
+    }  # (50,) per loss
     assert row[3] == "50"
     assert row[4] == f"{100 * np.mean(seed_mean['a'] - seed_mean['b']):+.1f}"
     assert float(row[6]) < 0.01  # a large consistent shift over 50 queries
@@ -146,9 +194,13 @@ def test_paired_tests_against_the_best_configuration(study):
 
 
 def test_identical_per_query_values_give_p_one(study, tmp_path):
-    result = report(study["root"], "--out", tmp_path, "--compare", "loss=a", "loss=c", "--permutations", "2000")
+    result = report(
+        study["root"], "--out", tmp_path, "--compare", "loss=a", "loss=c", "--permutations", "2000"
+    )
     assert result.returncode == 0, result.stderr
-    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| loss=a | loss=c | synthetic/p-mrr")]
+    (row,) = [
+        line for line in result.stdout.splitlines() if line.startswith("| loss=a | loss=c | synthetic/p-mrr")
+    ]
     assert row.endswith("| 50 | +0.0 | [+0.0, +0.0] | 1.0000 |")
 
 
@@ -161,15 +213,23 @@ def test_sign_flip_p_value_is_exact_for_three_queries(tmp_path):
     result = report(root, "--out", tmp_path / "out", "--compare", "loss=x", "loss=y")
     assert result.returncode == 0, result.stderr
     assert "| loss=x | loss=y | synthetic/p-mrr | 3 | +6.7 |" in result.stdout
-    assert result.stdout.split("| loss=x | loss=y | synthetic/p-mrr |")[1].splitlines()[0].endswith("| 0.7500 |")
+    assert (
+        result.stdout.split("| loss=x | loss=y | synthetic/p-mrr |")[1].splitlines()[0].endswith("| 0.7500 |")
+    )
 
 
 def test_baseline_and_unknown_configuration(study, tmp_path, capsys):
-    assert main([str(study["root"]), "--out", str(tmp_path), "--baseline", "loss=c", "--permutations", "100"]) == 0
+    assert (
+        main([str(study["root"]), "--out", str(tmp_path), "--baseline", "loss=c", "--permutations", "100"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "against the baseline `loss=c`" in out and "| loss=b | loss=c | synthetic/p-mrr | 50 |" in out
     assert main([str(study["root"]), "--out", str(tmp_path), "--compare", "loss=a", "loss=z"]) == 1
-    assert "configuration 'loss=z' matches no configuration (known: loss=a; loss=b; loss=c)" in capsys.readouterr().err
+    assert (
+        "configuration 'loss=z' matches no configuration (known: loss=a; loss=b; loss=c)"
+        in capsys.readouterr().err
+    )
 
 
 def test_plots_carry_the_intervals(study, monkeypatch, tmp_path):
@@ -184,7 +244,7 @@ def test_plots_carry_the_intervals(study, monkeypatch, tmp_path):
     monkeypatch.setattr(matplotlib.axes.Axes, "bar", lambda self, x, h, **kw: bars.append((h, kw["yerr"])))
     configs = group_configurations(load_runs([study["root"]]))
     write_plots(configs, [("synthetic", "p-mrr")], tmp_path)
-    (heights, errors), = bars
+    ((heights, errors),) = bars
     p_mrr_a = [float(np.mean(study["values"]["a", s])) for s in (1, 2, 3)]
     assert heights[0] == pytest.approx(100 * statistics.mean(p_mrr_a))
     assert errors[0] == pytest.approx(100 * T_975[2] * statistics.stdev(p_mrr_a) / math.sqrt(3))
@@ -208,12 +268,18 @@ def test_malformed_metrics_is_one_clear_error(tmp_path):
     assert error.startswith(f"error: {job / 'metrics.json'}: not valid JSON (line 1: ")
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"after": {"p-mrr": 0.5}}', "after/p-mrr = 0.5, expected an object {METRIC: value}"),  # the old flat schema
-    ('{"before": {}, "after": {}}', 'no "after" results (expected {"after": {BENCH: {METRIC: value}}})'),
-    ('{"after": {"synthetic": {"p-mrr": "high"}}}', "after/synthetic/p-mrr = 'high', expected a number"),
-    ('[1]', "expected a JSON object, got list"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            '{"after": {"p-mrr": 0.5}}',
+            "after/p-mrr = 0.5, expected an object {METRIC: value}",
+        ),  # the old flat schema
+        ('{"before": {}, "after": {}}', 'no "after" results (expected {"after": {BENCH: {METRIC: value}}})'),
+        ('{"after": {"synthetic": {"p-mrr": "high"}}}', "after/synthetic/p-mrr = 'high', expected a number"),
+        ("[1]", "expected a JSON object, got list"),
+    ],
+)
 def test_metrics_schema_errors_name_file_and_field(tmp_path, capsys, content, message):
     job = make_job(tmp_path / "r", 0, ["loss=x"], None)
     (job / "metrics.json").write_text(content)
@@ -238,8 +304,9 @@ def test_bad_inputs_exit_with_one_line(tmp_path, capsys):
     (job / "per_query.json").unlink()
     make_job(tmp_path / "pq", 1, ["loss=y"], synthetic(np.zeros(50)))
     assert "expected STAGE/BENCHMARK/METRIC" in error(tmp_path / "pq", "--metric", "after/p-mrr")
-    assert "--metric after/arguana/p-mrr: no finished run has it" in error(tmp_path / "pq", "--metric",
-                                                                             "after/arguana/p-mrr")
+    assert "--metric after/arguana/p-mrr: no finished run has it" in error(
+        tmp_path / "pq", "--metric", "after/arguana/p-mrr"
+    )
 
 
 def test_expected_jobs_match_hydras_basic_sweeper(tmp_path):
@@ -268,14 +335,24 @@ def test_evaluations_of_checkpoints_group_by_their_training_jobs(tmp_path):
         make_job(train, num, overrides, synthetic(np.full(50, 0.5)))
     (train / "2" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 7}))
     ev = tmp_path / "ev"
-    ckpts = ["null", f"{train}/0/checkpoints/last.ckpt", f"{train}/1/checkpoints/last.ckpt",
-             "train/2/checkpoints/last.ckpt"]
+    ckpts = [
+        "null",
+        f"{train}/0/checkpoints/last.ckpt",
+        f"{train}/1/checkpoints/last.ckpt",
+        "train/2/checkpoints/last.ckpt",
+    ]
     write_multirun(ev, {}, ["experiment=e", "ckpt_path=" + ",".join(ckpts)])
     for num, (ckpt, value) in enumerate(zip(ckpts, (0.2, 0.4, 0.6, 0.9))):
-        job = make_job(ev, num, ["experiment=e", f"ckpt_path={ckpt}"], synthetic(np.full(50, value)), task="evaluate")
-        (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"cwd": str(tmp_path)}}}))
+        job = make_job(
+            ev, num, ["experiment=e", f"ckpt_path={ckpt}"], synthetic(np.full(50, value)), task="evaluate"
+        )
+        (job / ".hydra" / "hydra.yaml").write_text(
+            yaml.safe_dump({"hydra": {"runtime": {"cwd": str(tmp_path)}}})
+        )
     runs = load_runs([ev])
-    assert all(run.ok for run in runs)  # matched to multirun.yaml by the launched overrides: none "never started"
+    assert all(
+        run.ok for run in runs
+    )  # matched to multirun.yaml by the launched overrides: none "never started"
     configs = {c.label: c for c in group_configurations(runs)}
     assert set(configs) == {"ckpt_path=null", "loss=a", "loss=b trained:experiment=t"}
     assert [r.seed for r in configs["loss=a"].runs] == ["1", "2"]

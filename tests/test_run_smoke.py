@@ -1,5 +1,6 @@
 """run.py end to end as a user runs it: the debug=smoke pipeline, evaluation of its checkpoint, and user mistakes
 that must stop with one line naming the key (exit 1, no traceback, nothing written)."""
+
 import json
 import os
 import subprocess
@@ -31,8 +32,14 @@ def smoke(tmp_path_factory):
 
     cwd = tmp_path_factory.mktemp("smoke")
     followir = generate(cwd / "other", train_rows=5, eval_queries=4)["followir"]
-    result = run("debug=smoke", "benchmark=followir", f"benchmark.path={followir}", "benchmark.name=other",
-                 f"hydra.run.dir={cwd}/run", cwd=cwd)
+    result = run(
+        "debug=smoke",
+        "benchmark=followir",
+        f"benchmark.path={followir}",
+        "benchmark.name=other",
+        f"hydra.run.dir={cwd}/run",
+        cwd=cwd,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd, result
 
@@ -43,7 +50,10 @@ def test_smoke_run_trains_evaluates_and_writes_results(smoke):
     per_query = json.loads((cwd / "run" / "per_query.json").read_text())
     assert metrics["task"] == "train" and metrics["config"]["loss"]["name"] == "multi_p_i"
     for stage in ("before", "after"):
-        assert set(metrics[stage]) == {"synthetic", "other"}  # the held-out topics and the configured benchmark
+        assert set(metrics[stage]) == {
+            "synthetic",
+            "other",
+        }  # the held-out topics and the configured benchmark
         assert "p-mrr" in metrics[stage]["other"] and 0 < len(per_query[stage]["other"]["p-mrr"]) <= 4
         values = metrics[stage]["synthetic"]
         assert set(values) == METRICS
@@ -77,7 +87,9 @@ def test_checkpoint_evaluates_with_text_overrides(smoke, tmp_path):
 def test_malformed_training_file_stops_before_training(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query_positive": "q"\n')
-    result = run("debug=smoke", "data=local", f"data.train_source={bad}", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    result = run(
+        "debug=smoke", "data=local", f"data.train_source={bad}", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path
+    )
     assert result.returncode != 0
     message = result.stderr + result.stdout
     assert "bad.jsonl" in message and "line 1" in message
@@ -141,7 +153,8 @@ def test_an_internal_error_keeps_its_traceback(tmp_path):
         f"runpy.run_path({str(ROOT / 'run.py')!r}, run_name='__main__')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "shape_bug" in result.stderr and "not aligned" in result.stderr

@@ -1,6 +1,7 @@
 """Sweep and launcher configs: each sweep expands to its jobs, the local launcher caps parallelism, the SLURM
 launcher's sbatch script carries the trainer's resources (rendered by the real plugin, nothing submitted), and the
 W&B logger config groups and tags sweep runs."""
+
 from pathlib import Path
 
 import hydra
@@ -10,7 +11,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from infembed.utils import register_resolvers
+from infembed.config import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml") if not p.stem.startswith("_"))
@@ -27,7 +28,9 @@ def expand(cfg, overrides: list[str]) -> list[list[list[str]]]:
     """The job batches Hydra's BasicSweeper makes from the sweep params plus the command-line overrides."""
     sweeper = cfg.hydra.sweeper
     arguments = [f"{k}={v}" for k, v in sweeper.params.items()] + overrides
-    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), sweeper.max_batch_size)
+    return BasicSweeper.split_arguments(
+        OverridesParser.create().parse_overrides(arguments), sweeper.max_batch_size
+    )
 
 
 def test_every_sweep_file_is_tested():
@@ -90,17 +93,42 @@ def render_sbatch(monkeypatch, tmp_path: Path, overrides: list[str]) -> tuple[st
 
 
 def test_slurm_sbatch_carries_trainer_resources_and_site_settings(monkeypatch, tmp_path):
-    script, max_num_timeout = render_sbatch(monkeypatch, tmp_path, [
-        "trainer=ddp", "trainer.num_nodes=2", "slurm.partition=gpu-long", "slurm.account=proj", "slurm.qos=high",
-        "slurm.constraint=h100", "slurm.timeout_min=90", "slurm.mem_per_gpu=80G", "slurm.cpus_per_task=12",
-        "slurm.setup=[module load cuda]",
-    ])
+    script, max_num_timeout = render_sbatch(
+        monkeypatch,
+        tmp_path,
+        [
+            "trainer=ddp",
+            "trainer.num_nodes=2",
+            "slurm.partition=gpu-long",
+            "slurm.account=proj",
+            "slurm.qos=high",
+            "slurm.constraint=h100",
+            "slurm.timeout_min=90",
+            "slurm.mem_per_gpu=80G",
+            "slurm.cpus_per_task=12",
+            "slurm.setup=[module load cuda]",
+        ],
+    )
     lines = set(script.splitlines())
-    for flag in ("nodes=2", "ntasks-per-node=4", "gpus-per-node=4", "cpus-per-task=12", "mem-per-gpu=80G", "time=90",
-                 "partition=gpu-long", "account=proj", "qos=high", "constraint=h100", "signal=USR2@120",
-                 "array=0-1%2", "job-name=loss_ablation"):
+    for flag in (
+        "nodes=2",
+        "ntasks-per-node=4",
+        "gpus-per-node=4",
+        "cpus-per-task=12",
+        "mem-per-gpu=80G",
+        "time=90",
+        "partition=gpu-long",
+        "account=proj",
+        "qos=high",
+        "constraint=h100",
+        "signal=USR2@120",
+        "array=0-1%2",
+        "job-name=loss_ablation",
+    ):
         assert f"#SBATCH --{flag}" in lines, flag
-    assert not any(line.startswith("#SBATCH --mem=") for line in lines)  # SLURM refuses --mem with --mem-per-gpu
+    assert not any(
+        line.startswith("#SBATCH --mem=") for line in lines
+    )  # SLURM refuses --mem with --mem-per-gpu
     assert "module load cuda" in lines
     assert any(line.startswith("srun ") and "submitit.core._submit" in line for line in lines)
     assert max_num_timeout == 3  # requeues after a timeout; preemptions always requeue
@@ -112,24 +140,41 @@ def test_slurm_site_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("INFEMBED_SLURM_MEM_PER_GPU", "40G")
     script, _ = render_sbatch(monkeypatch, tmp_path, ["trainer=gpu"])
     lines = set(script.splitlines())
-    assert {"#SBATCH --partition=from-env", "#SBATCH --time=30", "#SBATCH --nodes=1", "#SBATCH --mem-per-gpu=40G",
-            "#SBATCH --gpus-per-node=1", "#SBATCH --ntasks-per-node=1"} <= lines
-    assert not any(line.startswith(("#SBATCH --account", "#SBATCH --qos")) for line in lines)  # unset: omitted
+    assert {
+        "#SBATCH --partition=from-env",
+        "#SBATCH --time=30",
+        "#SBATCH --nodes=1",
+        "#SBATCH --mem-per-gpu=40G",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --ntasks-per-node=1",
+    } <= lines
+    assert not any(
+        line.startswith(("#SBATCH --account", "#SBATCH --qos")) for line in lines
+    )  # unset: omitted
 
 
 def test_slurm_memory_scales_with_gpus_per_node(monkeypatch, tmp_path):
     """The default per-GPU memory: a 4-GPU node asks for 4 × 64G, a 1-GPU job for 64G (nothing fixed per node)."""
     for devices in (1, 4):
-        script, _ = render_sbatch(monkeypatch, tmp_path / str(devices), ["trainer=ddp", f"trainer.devices={devices}"])
+        script, _ = render_sbatch(
+            monkeypatch, tmp_path / str(devices), ["trainer=ddp", f"trainer.devices={devices}"]
+        )
         lines = set(script.splitlines())
         assert {f"#SBATCH --gpus-per-node={devices}", "#SBATCH --mem-per-gpu=64G"} <= lines
 
 
 def test_slurm_cpu_only_job_takes_memory_per_node_and_the_given_name(monkeypatch, tmp_path):
-    script, _ = render_sbatch(monkeypatch, tmp_path, [
-        "trainer=cpu", "hydra.launcher.gpus_per_node=0", "slurm.mem_per_gpu=null", "slurm.mem_gb=96",
-        "experiment_name=my_sweep",
-    ])
+    script, _ = render_sbatch(
+        monkeypatch,
+        tmp_path,
+        [
+            "trainer=cpu",
+            "hydra.launcher.gpus_per_node=0",
+            "slurm.mem_per_gpu=null",
+            "slurm.mem_gb=96",
+            "experiment_name=my_sweep",
+        ],
+    )
     lines = set(script.splitlines())
     assert {"#SBATCH --mem=96GB", "#SBATCH --job-name=my_sweep"} <= lines
     assert not any(line.startswith("#SBATCH --mem-per-gpu") for line in lines)

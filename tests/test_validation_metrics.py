@@ -1,4 +1,5 @@
 """Validation metrics (torchmetrics) against a direct computation, in one process and synced over 2 gloo ranks."""
+
 import os
 import socket
 
@@ -12,8 +13,13 @@ from infembed.models.validation_metrics import ValidationMetrics
 
 def batches(seed: int = 0, sizes=(30, 45, 15)):
     g = torch.Generator().manual_seed(seed)
-    return [(F.normalize(torch.randn(n, 8, generator=g), dim=-1), F.normalize(torch.randn(n, 8, generator=g), dim=-1))
-            for n in sizes]
+    return [
+        (
+            F.normalize(torch.randn(n, 8, generator=g), dim=-1),
+            F.normalize(torch.randn(n, 8, generator=g), dim=-1),
+        )
+        for n in sizes
+    ]
 
 
 def direct(batch_list):

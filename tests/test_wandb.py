@@ -3,6 +3,7 @@ metrics.json, per_query.json and the checkpoint as artifacts offline, and the co
 
 The offline run is read from its ``run-<id>.wandb`` file: a LevelDB-style log (7-byte header, 32 KiB blocks, each
 chunk = crc32 (4) + length (2) + type (1: full, 2: first, 3: middle, 4: last)) of ``wandb_internal_pb2.Record``s."""
+
 import hashlib
 import os
 import struct
@@ -43,13 +44,19 @@ def read_run(folder: Path) -> dict:
     for record in records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run["id"], run["name"], run["resume"] = record.run.run_id, record.run.display_name, record.run.resume
+            run["id"], run["name"], run["resume"] = (
+                record.run.run_id,
+                record.run.display_name,
+                record.run.resume,
+            )
             run["config_keys"] += [u.key for u in record.run.config.update if u.key != "_wandb"]
         elif kind == "config":
             run["config_keys"] += [u.key for u in record.config.update if u.key != "_wandb"]
         elif kind == "artifact":
             run["artifacts"][record.artifact.name] = (
-                record.artifact.type, sorted(c.path for c in record.artifact.manifest.contents))
+                record.artifact.type,
+                sorted(c.path for c in record.artifact.manifest.contents),
+            )
     return run
 
 
@@ -57,13 +64,23 @@ def read_run(folder: Path) -> dict:
 def two_runs(tmp_path_factory):
     """A smoke run, then the same job resumed from its last checkpoint with more steps (what a requeue does)."""
     cwd = tmp_path_factory.mktemp("wandb")
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "WANDB_DATA_DIR": str(cwd / "wandb_data")}  # offline artifact copies stay in the test folder
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "WANDB_DATA_DIR": str(cwd / "wandb_data"),
+    }  # offline artifact copies stay in the test folder
     outputs = []
     for extra in ([], ["ckpt_path=last", "trainer.max_steps=9", "evaluation.before=false"]):
         result = subprocess.run(
             [sys.executable, str(ROOT / "run.py"), "debug=smoke", f"hydra.run.dir={cwd}/job", *extra],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(result.stdout)
@@ -79,7 +96,9 @@ def test_resumed_job_continues_the_same_run(two_runs):
     assert all(f.name.endswith("-" + expected) for f in folders)
     assert all(r["resume"] for r in runs)  # resume="allow": wandb sync appends both parts to one run
     assert runs[0]["name"] == "train/job debug=smoke"
-    assert runs[1]["name"] == "train/job debug=smoke evaluation.before=false trainer.max_steps=9"  # no ckpt_path
+    assert (
+        runs[1]["name"] == "train/job debug=smoke evaluation.before=false trainer.max_steps=9"
+    )  # no ckpt_path
 
 
 def test_results_and_checkpoint_are_artifacts_offline(two_runs):
@@ -101,4 +120,8 @@ def test_config_logged_once_and_nested(two_runs):
 def test_resumed_progress_starts_at_the_checkpoint_step(two_runs):
     _, _, _, (first, resumed) = two_runs
     assert "training from step 0 to 6" in first
-    assert "training from step 6 to 9" in resumed and " - step 7/9 | " in resumed and " - step 1/9 " not in resumed
+    assert (
+        "training from step 6 to 9" in resumed
+        and " - step 7/9 | " in resumed
+        and " - step 1/9 " not in resumed
+    )

@@ -4,6 +4,7 @@ Anything that is not a :class:`UserError` is a bug and keeps its full traceback.
 is: a config key, an input file (with its line), a benchmark folder, a checkpoint. ``UserError`` derives from
 ``ValueError`` so that callers catching ``ValueError`` keep working.
 """
+
 from __future__ import annotations
 
 

@@ -31,6 +31,7 @@ What a sentence-transformers prompt (a fixed prefix) can express, and what it ca
   sentence-transformers model maps one text to one vector: ``ExportError`` (evaluate it with infembed's
   ``encode_pairs``, e.g. through ``python -m infembed.eval.mteb_adapter``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,30 +86,46 @@ def _prompt(template: str, tail: str, kind: str) -> str | None:
 
 def prompts(text: dict) -> dict[str, str]:
     """sentence-transformers prompts ``{"query": ..., "document": ...}`` for the templates that allow them."""
-    found = {"query": _prompt(text["pair_template"], PAIR_TAIL, "pair"),
-             "document": _prompt(text["passage_template"], "{passage}", "passage")}
+    found = {
+        "query": _prompt(text["pair_template"], PAIR_TAIL, "pair"),
+        "document": _prompt(text["passage_template"], "{passage}", "passage"),
+    }
     return {name: prompt for name, prompt in found.items() if prompt is not None}
 
 
 def model_card(encoder, text: dict, st_prompts: dict, details: dict[str, str], metrics: dict | None) -> str:
     """README.md of the export: backbone, pooling, templates, prompts, training details, metrics."""
     lines = [
-        "---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity",
-        "tags: [sentence-transformers, infembed, instruction-following-retrieval]", "---", "",
-        "# Instruction-following retrieval embedder (infembed)", "",
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "tags: [sentence-transformers, infembed, instruction-following-retrieval]",
+        "---",
+        "",
+        "# Instruction-following retrieval embedder (infembed)",
+        "",
         f"- backbone: `{encoder.backbone_name}`, {encoder.dim}-dim, pooling `{encoder.pooling}`"
         + (", L2-normalised (cosine similarity)" if encoder.normalize else " (dot product)"),
         f"- pair template: `{text['pair_template']!r}` (max {text['max_pair_length']} tokens)",
         f"- passage template: `{text['passage_template']!r}` (max {text['max_passage_length']} tokens)",
         f"- sentence-transformers prompts: `{st_prompts}`",
         *(f"- {key}: {value}" for key, value in details.items()),
-        "", "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer", "",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
         'model = SentenceTransformer("PATH")',
         'queries = model.encode_query(["what is a cat answer briefly"])   # f"{query} {instruction}"',
         'passages = model.encode_document(["Cats are small felines."])      # f"{title} {text}" with a title',
-        "scores = model.similarity(queries, passages)", "```", "",
-        ("See `infembed.json` for the exact text settings (and the module docstring of `infembed.export` for "
-         "what a prompt cannot express)."),
+        "scores = model.similarity(queries, passages)",
+        "```",
+        "",
+        (
+            "See `infembed.json` for the exact text settings (and the module docstring of `infembed.export` for "
+            "what a prompt cannot express)."
+        ),
     ]
     if metrics:
         lines += ["", "## Metrics", "", "```json", json.dumps(metrics, indent=2), "```"]
@@ -116,7 +133,10 @@ def model_card(encoder, text: dict, st_prompts: dict, details: dict[str, str], m
 
 
 def export_sentence_transformers(
-    encoder, out_dir: str | os.PathLike, details: dict[str, str] | None = None, metrics_path: str | None = None
+    encoder,
+    out_dir: str | os.PathLike,
+    details: dict[str, str] | None = None,
+    metrics_path: str | None = None,
 ) -> Path:
     """Write ``encoder`` (a ``BiEncoder`` with one shared tower) to ``out_dir``; returns the folder.
 
@@ -147,27 +167,43 @@ def export_sentence_transformers(
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
     if encoder.normalize:
-        normalize = {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        normalize = {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        }
         modules.append(normalize)
         (out / "2_Normalize").mkdir(exist_ok=True)
     _write_json(out / "modules.json", modules)
-    _write_json(out / "sentence_bert_config.json", {"max_seq_length": text["max_passage_length"], "do_lower_case": False})
+    _write_json(
+        out / "sentence_bert_config.json",
+        {"max_seq_length": text["max_passage_length"], "do_lower_case": False},
+    )
     pooling = {flag: encoder.pooling == name for name, flag in POOLING_FLAGS.items()}
-    _write_json(out / "1_Pooling" / "config.json", {
-        "word_embedding_dimension": encoder.dim,
-        **pooling,
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-        "pooling_mode_weightedmean_tokens": False,
-        "include_prompt": True,
-    })
-    _write_json(out / "config_sentence_transformers.json", {
-        "prompts": st_prompts,
-        "default_prompt_name": None,
-        "similarity_fn_name": "cosine" if encoder.normalize else "dot",
-    })
+    _write_json(
+        out / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": encoder.dim,
+            **pooling,
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": False,
+            "include_prompt": True,
+        },
+    )
+    _write_json(
+        out / "config_sentence_transformers.json",
+        {
+            "prompts": st_prompts,
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine" if encoder.normalize else "dot",
+        },
+    )
     _write_json(out / "infembed.json", settings)
-    (out / "README.md").write_text(model_card(encoder, text, st_prompts, details or {}, metrics), encoding="utf-8")
+    (out / "README.md").write_text(
+        model_card(encoder, text, st_prompts, details or {}, metrics), encoding="utf-8"
+    )
     return out
 
 
@@ -191,10 +227,19 @@ def main(argv=None) -> Path:
     parser.add_argument("--ckpt", required=True, help="Lightning checkpoint written by python run.py")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--metrics", default=None, help="a metrics.json to quote in the model card")
-    parser.add_argument("--wise-ft", type=float, default=None, metavar="ALPHA",
-                        help="export (1 - ALPHA)·initial + ALPHA·trained weights (WiSE-FT); needs --initial")
-    parser.add_argument("--initial", default=None, metavar="BACKBONE",
-                        help="with --wise-ft: the backbone folder or hub id the training started from")
+    parser.add_argument(
+        "--wise-ft",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="export (1 - ALPHA)·initial + ALPHA·trained weights (WiSE-FT); needs --initial",
+    )
+    parser.add_argument(
+        "--initial",
+        default=None,
+        metavar="BACKBONE",
+        help="with --wise-ft: the backbone folder or hub id the training started from",
+    )
     args = parser.parse_args(argv)
     if (args.wise_ft is None) != (args.initial is None):
         parser.error("--wise-ft and --initial go together")
@@ -209,7 +254,9 @@ def main(argv=None) -> Path:
         from infembed.models.weight_ensemble import interpolate
 
         encoder = interpolate(encoder, BiEncoder(args.initial, **encoder.options()), args.wise_ft)
-        details["weights"] = f"WiSE-FT: {1 - args.wise_ft:g} x {args.initial} + {args.wise_ft:g} x the fine-tuned"
+        details["weights"] = (
+            f"WiSE-FT: {1 - args.wise_ft:g} x {args.initial} + {args.wise_ft:g} x the fine-tuned"
+        )
     out = export_sentence_transformers(encoder, args.out, details, args.metrics)
     print(f"exported to {out}")
     return out

@@ -14,6 +14,7 @@ Train::
 Evaluate: the encoder of ``ckpt_path`` (text overrides from the command line applied) or of the model preset,
 evaluated on ``benchmark`` and written by the same writer under ``after``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,10 +32,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from infembed.config import to_plain
 from infembed.errors import ConfigError, UserError
-from infembed.eval.results import lookup, results_table, write_results
+from infembed.preflight import check_hub_access, validate
+from infembed.results import lookup, results_table, write_results
 from infembed.text import TextSpec
-from infembed.utils import to_plain, validate
 
 log = logging.getLogger("infembed")
 
@@ -58,18 +60,6 @@ def run_task(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     payload = train_task(cfg, output_dir) if cfg.task == "train" else evaluate_task(cfg, output_dir)
     return optimized_value(cfg, payload)
-
-
-def check_hub_access(cfg: DictConfig) -> None:
-    """The backbone (unless a checkpoint is evaluated) and hub datasets must be reachable or cached offline."""
-    from infembed.training.hub_access import check_reachable
-
-    if cfg.task == "train" or not cfg.ckpt_path:
-        check_reachable("model.backbone", str(cfg.model.backbone), "model")
-    if cfg.task == "train":
-        for key in ("train_source", "val_source"):
-            if cfg.data.get(key):
-                check_reachable(f"data.{key}", str(cfg.data[key]), "dataset")
 
 
 def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
@@ -105,7 +95,9 @@ def build_logger(cfg: DictConfig, output_dir: Path):
     if not cfg.get("logger"):
         return False
     job = {"id": job_run_id(output_dir), "name": job_run_name(cfg, output_dir)}
-    return instantiate(cfg.logger, **{k: v for k, v in job.items() if k in cfg.logger and cfg.logger[k] is None})
+    return instantiate(
+        cfg.logger, **{k: v for k, v in job.items() if k in cfg.logger and cfg.logger[k] is None}
+    )
 
 
 def job_run_id(output_dir: Path) -> str:

@@ -9,6 +9,7 @@ instruction at evaluation time leaves no dangling separator); the passage text i
 ``passage_template.format(passage=P)``. Each is tokenised once, as a finished string, truncated to its tower's
 maximum length and padded to the longest text of the batch on ``padding_side``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,15 +24,20 @@ PAIR_FIELDS = ("query", "instruction")
 PASSAGE_FIELDS = ("passage",)
 PADDING_SIDES = ("right", "left")
 TOWERS = ("pair", "passage")
-FUSIONS = ("concat", "attention")  # how a pair becomes one vector: one "query instruction" text, or method.md §7
+FUSIONS = (
+    "concat",
+    "attention",
+)  # how a pair becomes one vector: one "query instruction" text, or method.md §7
 
 
 def check_template(template: str, fields: tuple[str, ...], key: str) -> str:
     """A template must use exactly ``fields``, each at least once (e.g. {query} and {instruction})."""
     try:
-        template.format(**{name: "" for name in fields})
+        template.format(**dict.fromkeys(fields, ""))
     except (KeyError, IndexError, ValueError) as error:
-        raise ConfigError(f"{key}={template!r}: expected only the fields {list(fields)} ({error!r})") from None
+        raise ConfigError(
+            f"{key}={template!r}: expected only the fields {list(fields)} ({error!r})"
+        ) from None
     missing = [name for name in fields if "{" + name + "}" not in template]
     if missing:
         raise ConfigError(f"{key}={template!r}: expected the fields {list(fields)}, missing {missing}")
@@ -68,7 +74,9 @@ class TextSpec:
         check_template(self.pair_template, PAIR_FIELDS, "model.pair_template")
         check_template(self.passage_template, PASSAGE_FIELDS, "model.passage_template")
         if self.padding_side not in PADDING_SIDES:
-            raise ConfigError(f"model.padding_side={self.padding_side!r}: expected one of {list(PADDING_SIDES)}")
+            raise ConfigError(
+                f"model.padding_side={self.padding_side!r}: expected one of {list(PADDING_SIDES)}"
+            )
         for key in ("max_pair_length", "max_passage_length"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -111,7 +111,9 @@ class TripletCollator:
     module docstring). Stateless: the swap sampling is seeded per batch (see the module docstring).
     """
 
-    def __init__(self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0, fusion: str = "concat"):
+    def __init__(
+        self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0, fusion: str = "concat"
+    ):
         resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r}: expected one of {list(FUSIONS)}")
@@ -139,7 +141,9 @@ class TripletCollator:
             batch.queries = self.text.tokenize([self.text.format_pair(q, "") for q in queries], "pair")
             batch.instructions = self.text.tokenize(instructions, "pair")
             if k > 0:
-                batch.swap_index, batch.swap_mask = self.instruction_swaps(instructions, k, self.generator(rows))
+                batch.swap_index, batch.swap_mask = self.instruction_swaps(
+                    instructions, k, self.generator(rows)
+                )
             return batch
         pair_texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
         batch.pairs = self.text.tokenize(pair_texts, "pair")
@@ -177,7 +181,12 @@ class TripletCollator:
         return torch.where(mask, holder[chosen], 0), mask  # (N, K), (N, K)
 
     def swaps(
-        self, instructions: list[str], queries: list[str], pair_texts: list[str], k: int, generator: torch.Generator
+        self,
+        instructions: list[str],
+        queries: list[str],
+        pair_texts: list[str],
+        k: int,
+        generator: torch.Generator,
     ) -> tuple[Tokens, torch.Tensor, torch.Tensor]:
         """Concat fusion: swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
         unique, chosen, mask = self.sample(instructions, k, generator)
@@ -193,4 +202,3 @@ class TripletCollator:
         swap_index = torch.zeros_like(chosen)  # (N, K), padding slots point at 0 and are masked
         swap_index[mask] = torch.tensor(targets, dtype=torch.long)
         return self.text.tokenize(new_texts, "pair"), swap_index, mask
-

@@ -79,7 +79,11 @@ class InfIRDataModule(LightningDataModule):
         super().__init__()
         if not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
             raise DataConfigError(f"data.val_fraction={val_fraction}: expected a number in [0, 1)")
-        if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or global_batch_size < 1:
+        if (
+            isinstance(global_batch_size, bool)
+            or not isinstance(global_batch_size, int)
+            or global_batch_size < 1
+        ):
             raise DataConfigError(
                 f"data.global_batch_size={global_batch_size}: expected a positive number of rows"
             )
@@ -107,9 +111,10 @@ class InfIRDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset (Lightning runs this on one process per node, before setup)."""
-        if self.synthetic is not None:
-            if synthetic.ensure(synthetic_dir(self.train_source), **self.synthetic):
-                log.info("generated synthetic data in %s", synthetic_dir(self.train_source))
+        if self.synthetic is not None and synthetic.ensure(
+            synthetic_dir(self.train_source), **self.synthetic
+        ):
+            log.info("generated synthetic data in %s", synthetic_dir(self.train_source))
 
     def _check_synthetic(self, world_size: int) -> None:
         out = synthetic_dir(self.train_source)
@@ -275,8 +280,11 @@ class InfIRDataModule(LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the training stream after the checkpoint's batches (Lightning calls this after setup)."""
-        changed = [f"{k}: {state['layout'].get(k)!r} -> {v!r}" for k, v in self.layout().items()
-                   if state["layout"].get(k) != v]
+        changed = [
+            f"{k}: {state['layout'].get(k)!r} -> {v!r}"
+            for k, v in self.layout().items()
+            if state["layout"].get(k) != v
+        ]
         if changed:
             raise DataConfigError(
                 f"the checkpoint's data stream cannot continue exactly with other settings ({'; '.join(changed)}):"

@@ -104,7 +104,7 @@ def _empty(path: Path) -> DataError:
 def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
     """(location, parsed object or DataError) per non-blank line; line numbers are 1-based."""
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 (closed by the with below; open errors are reported apart)
     except OSError as error:
         raise _unreadable(path, error) from error
     seen = False
@@ -292,7 +292,9 @@ class HubSource:
         where = f"{name}: row {index} (0-based, of shard {shard}/{num_shards})"
         cause = f"{type(error).__name__}: {error}".splitlines()[0]
         if failures > self.retries:
-            raise StreamError(f"{where}: the hub stream failed {failures} times in a row ({cause})") from error
+            raise StreamError(
+                f"{where}: the hub stream failed {failures} times in a row ({cause})"
+            ) from error
         delay = self.backoff_s * 2 ** (failures - 1)
         log.warning("%s: %s; retry %d/%d in %.1f s", where, cause, failures, self.retries, delay)
         time.sleep(delay)

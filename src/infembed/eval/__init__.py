@@ -1,4 +1,5 @@
-"""Evaluation: trec_eval-exact metrics, p-MRR, robustness@10, benchmark readers, the evaluation loop, results."""
+"""Evaluation: trec_eval-exact metrics, p-MRR, robustness@10, benchmark readers, the evaluation loop."""
+
 from infembed.eval.benchmarks import (
     BenchmarkDataError,
     BenchmarkWarning,
@@ -7,7 +8,6 @@ from infembed.eval.benchmarks import (
     load_benchmark,
 )
 from infembed.eval.metrics import evaluate_per_query, evaluate_run, p_mrr, p_mrr_per_query, robustness_at_10
-from infembed.eval.results import lookup, results_table, write_results
 from infembed.eval.runner import EvalResult, evaluate_benchmark, evaluate_from_config, evaluate_synthetic
 from infembed.eval.sensitivity import instruction_hits, instruction_sensitivity, read_heldout
 
@@ -25,11 +25,8 @@ __all__ = [
     "instruction_hits",
     "instruction_sensitivity",
     "load_benchmark",
-    "lookup",
     "p_mrr",
     "p_mrr_per_query",
     "read_heldout",
-    "results_table",
     "robustness_at_10",
-    "write_results",
 ]

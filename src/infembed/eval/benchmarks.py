@@ -33,6 +33,7 @@ Two mismatches are recoverable and give one ``BenchmarkWarning`` naming the firs
   but it stays in the qrels, so recall and the nDCG ideal still count it, as trec_eval does;
 - a candidates row naming an unknown query or document: dropped from the pools.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -106,7 +107,9 @@ class Table:
 
     def first(self, qid: str) -> Location:
         """Location of the first row of query ``qid`` (qrels keys are (query, doc) pairs)."""
-        return next(loc for key, loc in self.where.items() if (key[0] if isinstance(key, tuple) else key) == qid)
+        return next(
+            loc for key, loc in self.where.items() if (key[0] if isinstance(key, tuple) else key) == qid
+        )
 
 
 def passage_text(title: str | None, text: str) -> str:
@@ -191,7 +194,9 @@ def corpus_table(records: Records, source: str) -> Table:
     return Table(source, corpus, seen)
 
 
-def queries_table(records: Records, source: str, instruction_fields: tuple[str, ...], required: bool) -> Table:
+def queries_table(
+    records: Records, source: str, instruction_fields: tuple[str, ...], required: bool
+) -> Table:
     """``{query_id: {"text": ..., <instruction field>: ...}}``; instruction fields default to "" unless required."""
     queries, seen = {}, {}
     for where, row in records:
@@ -277,19 +282,31 @@ def _check_qrels(qrels: Table, queries: Table, corpus: Table) -> None:
             f"{qrels.first(unknown[0])}: query {unknown[0]!r} is not in {queries.source} "
             f"({len(unknown)} qrels queries are unknown)"
         )
-    missing = [(loc, f"document {doc!r} is not in {corpus.source}")
-               for (_, doc), loc in qrels.where.items() if doc not in corpus.rows]
-    _warn(missing, "such rows stay in the qrels (recall and the nDCG ideal count them) but are never retrieved")
+    missing = [
+        (loc, f"document {doc!r} is not in {corpus.source}")
+        for (_, doc), loc in qrels.where.items()
+        if doc not in corpus.rows
+    ]
+    _warn(
+        missing, "such rows stay in the qrels (recall and the nDCG ideal count them) but are never retrieved"
+    )
 
 
-def _pools(candidates: Table | None, queries: Table, corpus: Table, kept: list[str]) -> dict[str, list[str]] | None:
+def _pools(
+    candidates: Table | None, queries: Table, corpus: Table, kept: list[str]
+) -> dict[str, list[str]] | None:
     """The evaluated queries' pools, unknown documents dropped; unknown queries or documents warned about once."""
     if candidates is None:
         return None
     unknown = [
-        (loc, f"query {q!r} is not in {queries.source}" if q not in queries.rows else
-         f"document {d!r} is not in {corpus.source}")
-        for (q, d), loc in candidates.where.items() if q not in queries.rows or d not in corpus.rows
+        (
+            loc,
+            f"query {q!r} is not in {queries.source}"
+            if q not in queries.rows
+            else f"document {d!r} is not in {corpus.source}",
+        )
+        for (q, d), loc in candidates.where.items()
+        if q not in queries.rows or d not in corpus.rows
     ]
     _warn(unknown, "dropped from the candidate pools")
     return {q: [d for d in candidates.rows[q] if d in corpus.rows] for q in kept if q in candidates.rows}
@@ -324,7 +341,13 @@ def _check_same_queries(og: Table, changed: Table) -> None:
 
 
 def build_followir(
-    name: str, corpus: Table, queries: Table, og: Table, changed: Table, candidates: Table | None, corpus_key: str
+    name: str,
+    corpus: Table,
+    queries: Table,
+    og: Table,
+    changed: Table,
+    candidates: Table | None,
+    corpus_key: str,
 ) -> FollowIRBenchmark:
     """A checked ``FollowIRBenchmark`` from parsed tables (local files or hub configs alike)."""
     _check_qrels(og, queries, corpus)
@@ -387,7 +410,9 @@ def _local_candidates(root: Path) -> Table | None:
     return _local(path, candidates_table) if path.is_file() else None
 
 
-def load_beir_folder(root: str | os.PathLike, split: str = "test", name: str | None = None) -> RetrievalBenchmark:
+def load_beir_folder(
+    root: str | os.PathLike, split: str = "test", name: str | None = None
+) -> RetrievalBenchmark:
     """Read a local BEIR-style folder (see the module docstring)."""
     root = _folder(root)
     return build_beir(
@@ -400,7 +425,9 @@ def load_beir_folder(root: str | os.PathLike, split: str = "test", name: str | N
     )
 
 
-def load_followir_folder(root: str | os.PathLike, split: str = "test", name: str | None = None) -> FollowIRBenchmark:
+def load_followir_folder(
+    root: str | os.PathLike, split: str = "test", name: str | None = None
+) -> FollowIRBenchmark:
     """Read a local FollowIR-format folder (see the module docstring)."""
     root = _folder(root)
     return build_followir(
@@ -416,7 +443,11 @@ def load_followir_folder(root: str | os.PathLike, split: str = "test", name: str
 
 def qrels_pools(bench: RetrievalBenchmark) -> dict[str, list[str]]:
     """Each query's judged documents that exist in the corpus (BIRCO: the pool to rerank)."""
-    return {qid: [d for d in docs if d in bench.corpus] for qid, docs in bench.qrels.items() if qid in bench.queries}
+    return {
+        qid: [d for d in docs if d in bench.corpus]
+        for qid, docs in bench.qrels.items()
+        if qid in bench.queries
+    }
 
 
 def _hub(name: str, config: str | None, read, *args, split: str | None = None) -> Table:
@@ -435,7 +466,9 @@ def load_hub_benchmark(
     try:
         configs = hub.config_names(name)
     except Exception as err:  # noqa: BLE001 -- offline, unknown name, no permission: say which dataset and why
-        raise BenchmarkDataError(f"{name}: cannot read this hub dataset ({type(err).__name__}: {err})") from None
+        raise BenchmarkDataError(
+            f"{name}: cannot read this hub dataset ({type(err).__name__}: {err})"
+        ) from None
     label = display_name or name.split("/")[-1]
     corpus = _hub(name, "corpus", corpus_table)
     if fmt == "followir" or (fmt == "auto" and "qrels_og" in configs):

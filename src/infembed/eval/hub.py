@@ -12,6 +12,7 @@ Layouts (as mteb's loaders read them; not verified against the hub from this off
 
 ``fmt="auto"`` picks FollowIR when the dataset has a ``qrels_og`` config.
 """
+
 from __future__ import annotations
 
 

@@ -21,6 +21,7 @@ Metric names (``k`` optional; without it the whole run is used):
 - ``recall@k`` = |relevant ∩ top k| / R (``recall``), 0 when R = 0;
 - ``p@k``      = |relevant ∩ top k| / k (``P``; k is the divisor even when fewer documents were retrieved).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ def parse_metric(name: str) -> tuple[str, int | None]:
     """``"ndcg@10"`` -> ``("ndcg", 10)``; ``"map"`` -> ``("map", None)`` (no cut-off)."""
     match = _METRIC_RE.match(name.strip())
     if match is None or (match.group(2) is not None and int(match.group(2)) < 1):
-        raise ValueError(f"unknown metric {name!r}; expected one of {MEASURES} optionally followed by @k (k >= 1)")
+        raise ValueError(
+            f"unknown metric {name!r}; expected one of {MEASURES} optionally followed by @k (k >= 1)"
+        )
     return match.group(1).lower(), int(match.group(2)) if match.group(2) else None
 
 
@@ -76,7 +79,9 @@ def _query_metric(measure: str, k: int | None, ranking: list[str], rels: Mapping
     return sum(hits) / (k if k is not None else max(len(ranking), 1))  # p
 
 
-def evaluate_per_query(run: Run, qrels: Qrels, metrics: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+def evaluate_per_query(
+    run: Run, qrels: Qrels, metrics: Iterable[str] | None = None
+) -> dict[str, dict[str, float]]:
     """``{qid: {metric: value}}`` for every query present in both ``run`` and ``qrels``."""
     names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
     parsed = [(name, *parse_metric(name)) for name in names]
@@ -96,7 +101,9 @@ def evaluate_run(run: Run, qrels: Qrels, metrics: Iterable[str] | None = None) -
     names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
     per_query = evaluate_per_query(run, qrels, names)
     if not per_query:
-        raise ValueError(f"no query is in both the run ({len(run)} queries) and the qrels ({len(qrels)} queries)")
+        raise ValueError(
+            f"no query is in both the run ({len(run)} queries) and the qrels ({len(qrels)} queries)"
+        )
     return {name: sum(values[name] for values in per_query.values()) / len(per_query) for name in names}
 
 
@@ -109,7 +116,9 @@ def _pair_score(rank_og: int, rank_new: int) -> float:
     return rank_new / rank_og - 1.0 if rank_og >= rank_new else 1.0 - rank_og / rank_new
 
 
-def p_mrr_per_query(original_run: Run, changed_run: Run, changed_docs: Mapping[str, Iterable[str]]) -> dict[str, float]:
+def p_mrr_per_query(
+    original_run: Run, changed_run: Run, changed_docs: Mapping[str, Iterable[str]]
+) -> dict[str, float]:
     """FollowIR's per-query p-MRR ``{qid: mean over d of s(q, d)}`` (see :func:`p_mrr` for s and the rules)."""
     per_query, skipped = {}, []
     for qid, docs in changed_docs.items():
@@ -124,7 +133,10 @@ def p_mrr_per_query(original_run: Run, changed_run: Run, changed_docs: Mapping[s
         scores = [_pair_score(_rank_of(og, og_pos, d), _rank_of(new, new_pos, d)) for d in docs]
         per_query[qid] = sum(scores) / len(scores)
     if skipped:
-        warnings.warn(f"p-MRR: {len(skipped)} queries with changed documents are missing from a run; skipped")
+        warnings.warn(
+            f"p-MRR: {len(skipped)} queries with changed documents are missing from a run; skipped",
+            stacklevel=2,
+        )
     if not per_query:
         raise ValueError("p-MRR: no query has both changed documents and results in both runs")
     return per_query
@@ -167,7 +179,9 @@ def robustness_at_10(
     for base, variants in groups.items():
         missing = [v for v in variants if v not in per_query]
         if not variants or missing:
-            raise ValueError(f"robustness@10: group {base!r} has variants missing from the run or qrels: {missing}")
+            raise ValueError(
+                f"robustness@10: group {base!r} has variants missing from the run or qrels: {missing}"
+            )
         minima.append(min(per_query[v]["ndcg@10"] for v in variants))
     return sum(minima) / len(minima)
 

@@ -22,6 +22,7 @@ normalised encoder, else dot) and ``mteb_model_meta``. Each batch is a dict of l
 The model meta's revision is the encoder's weight fingerprint, so mteb's result cache never serves one checkpoint's
 scores for another of the same name.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,7 +84,9 @@ class MTEBEncoder:
         self.batch_size = batch_size
         self.mteb_model_meta = model_meta(encoder, name or f"infembed/{encoder.name}")
 
-    def encode(self, inputs, *, task_metadata=None, hf_split=None, hf_subset=None, prompt_type=None, **kwargs):
+    def encode(
+        self, inputs, *, task_metadata=None, hf_split=None, hf_subset=None, prompt_type=None, **kwargs
+    ):
         """(n, D) float32 array, in input order: passages for ``PromptType.document``, else query-instruction pairs."""
         batch_size = kwargs.get("batch_size") or self.batch_size
         show = bool(kwargs.get("show_progress_bar", False))
@@ -96,8 +99,12 @@ class MTEBEncoder:
         else:
             cols = _columns(inputs, "query", "instruction", "text")
             queries = cols["query"] or cols["text"]
-            instructions = cols["instruction"] if len(cols["instruction"]) == len(queries) else [""] * len(queries)
-            emb = self.model.encode_pairs(queries, instructions, batch_size=batch_size, show_progress=show)  # (n, D)
+            instructions = (
+                cols["instruction"] if len(cols["instruction"]) == len(queries) else [""] * len(queries)
+            )
+            emb = self.model.encode_pairs(
+                queries, instructions, batch_size=batch_size, show_progress=show
+            )  # (n, D)
         return emb.numpy()
 
     def _pair(self, embeddings1, embeddings2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,15 +125,23 @@ class MTEBEncoder:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m infembed.eval.mteb_adapter", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m infembed.eval.mteb_adapter", description=__doc__.splitlines()[0]
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt", help="a Lightning checkpoint of infembed's RetrievalModule")
     source.add_argument("--model", help="a backbone (hub name or local folder) with the default templates")
-    parser.add_argument("--name", default=None, help="model name in mteb's results (default: infembed/<preset name>)")
+    parser.add_argument(
+        "--name", default=None, help="model name in mteb's results (default: infembed/<preset name>)"
+    )
     parser.add_argument("--benchmark", default=None, help="an mteb benchmark, e.g. FollowIR")
-    parser.add_argument("--tasks", nargs="*", default=[], help="mteb task names, e.g. Robust04InstructionRetrieval")
+    parser.add_argument(
+        "--tasks", nargs="*", default=[], help="mteb task names, e.g. Robust04InstructionRetrieval"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--out", default=None, help="mteb result cache folder (default: mteb's, ~/.cache/mteb)")
+    parser.add_argument(
+        "--out", default=None, help="mteb result cache folder (default: mteb's, ~/.cache/mteb)"
+    )
     args = parser.parse_args(argv)
     if not args.benchmark and not args.tasks:
         parser.error("give --benchmark NAME or --tasks NAME [NAME ...]")

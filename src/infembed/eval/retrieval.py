@@ -7,6 +7,7 @@ The encoder is anything with ``encode_pairs(queries, instructions, batch_size, s
 Cache: one file per (encoder fingerprint, corpus content hash, max passage length) under ``cache_dir``, holding the
 ids and embeddings of every document encoded so far; a later call encodes only the documents it lacks.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -106,7 +107,9 @@ def faiss_top_k(query_emb: torch.Tensor, doc_emb: torch.Tensor, k: int) -> tuple
     try:
         import faiss
     except ImportError:
-        raise ImportError("retrieval backend 'faiss' needs the faiss package: pip install faiss-cpu") from None
+        raise ImportError(
+            "retrieval backend 'faiss' needs the faiss package: pip install faiss-cpu"
+        ) from None
     index = faiss.IndexFlatIP(doc_emb.shape[1])
     index.add(doc_emb.numpy())
     scores, idx = index.search(query_emb.numpy(), min(k, doc_emb.shape[0]))

@@ -17,6 +17,7 @@ Benchmark config (``conf/benchmark/*.yaml``, passed here as a plain dict):
 | ``retrieval_backend`` | ``torch`` (exact chunked matmul) or ``faiss`` |
 | ``root`` | free helper key for interpolation (BIRCO: ``path: [${.root}/arguana, ...]``) |
 """
+
 from __future__ import annotations
 
 import os
@@ -58,15 +59,28 @@ def _result(run, qrels, metrics: Sequence[str]) -> EvalResult:
     """Means and per-query values of ``metrics`` over the queries in both run and qrels."""
     by_query = evaluate_per_query(run, qrels, metrics)  # {qid: {metric: value}}
     if not by_query:
-        raise BenchmarkDataError(f"no query is in both the run ({len(run)} queries) and the qrels ({len(qrels)} queries)")
+        raise BenchmarkDataError(
+            f"no query is in both the run ({len(run)} queries) and the qrels ({len(qrels)} queries)"
+        )
     result = EvalResult({}, {}, run)
     for name in metrics:
         result.add(name, {qid: values[name] for qid, values in by_query.items()})
     return result
 
+
 CONFIG_KEYS = {
-    "path", "name", "split", "format", "use_instruction", "mode", "top_k", "metrics", "batch_size", "cache_dir",
-    "retrieval_backend", "root",
+    "path",
+    "name",
+    "split",
+    "format",
+    "use_instruction",
+    "mode",
+    "top_k",
+    "metrics",
+    "batch_size",
+    "cache_dir",
+    "retrieval_backend",
+    "root",
 }
 MODES = ("auto", "rerank", "retrieve")
 
@@ -86,13 +100,24 @@ def _pools(bench: RetrievalBenchmark | FollowIRBenchmark, mode: str) -> dict[str
     return None
 
 
-def _runs(encoder, bench, instructions: Sequence[Mapping[str, str]], mode, top_k, batch_size, cache_dir,
-          backend, show_progress) -> list[dict[str, dict[str, float]]]:
+def _runs(
+    encoder,
+    bench,
+    instructions: Sequence[Mapping[str, str]],
+    mode,
+    top_k,
+    batch_size,
+    cache_dir,
+    backend,
+    show_progress,
+) -> list[dict[str, dict[str, float]]]:
     """One run per instruction mapping, sharing the corpus embeddings."""
     qids = list(bench.queries)
     pools = _pools(bench, mode)
     doc_ids = list(dict.fromkeys(d for docs in pools.values() for d in docs)) if pools else list(bench.corpus)
-    doc_emb = encode_corpus(encoder, bench.corpus, doc_ids, bench.corpus_key, cache_dir, batch_size, show_progress)
+    doc_emb = encode_corpus(
+        encoder, bench.corpus, doc_ids, bench.corpus_key, cache_dir, batch_size, show_progress
+    )
     runs = []
     for mapping in instructions:
         query_emb = encoder.encode_pairs(  # (Q, D)
@@ -162,7 +187,10 @@ def write_run(run: Mapping[str, Mapping[str, float]], path: str | os.PathLike, t
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for qid in sorted(run):
-            handle.writelines(f"{qid} Q0 {doc} {rank} {run[qid][doc]:.8f} {tag}\n" for rank, doc in enumerate(trec_ranking(run[qid]), start=1))
+            handle.writelines(
+                f"{qid} Q0 {doc} {rank} {run[qid][doc]:.8f} {tag}\n"
+                for rank, doc in enumerate(trec_ranking(run[qid]), start=1)
+            )
 
 
 def evaluate_from_config(
@@ -171,7 +199,7 @@ def evaluate_from_config(
     """Evaluate every benchmark of a resolved ``benchmark`` config group -> ``{row_name: EvalResult}``.
 
     With ``output_dir``, also writes ``runs/<row>.trec`` there (``metrics.json`` is the results writer's:
-    :mod:`infembed.eval.results`).
+    :mod:`infembed.results`).
     """
     unknown = set(benchmark) - CONFIG_KEYS
     if unknown:
@@ -185,11 +213,16 @@ def evaluate_from_config(
     metrics = list(benchmark.get("metrics") or DEFAULT_METRICS)
     results = {}
     for path, name in zip(paths, names):
-        bench = load_benchmark(str(path), benchmark.get("split", "test"), benchmark.get("format", "auto"), name)
+        bench = load_benchmark(
+            str(path), benchmark.get("split", "test"), benchmark.get("format", "auto"), name
+        )
         for use_instruction in _variants(benchmark.get("use_instruction", True)):
             row = bench.name if use_instruction else f"{bench.name} (no instruction)"
             results[row] = evaluate_benchmark(
-                encoder, bench, metrics, use_instruction,
+                encoder,
+                bench,
+                metrics,
+                use_instruction,
                 mode=benchmark.get("mode", "auto"),
                 top_k=int(benchmark.get("top_k", 1000)),
                 batch_size=int(benchmark.get("batch_size", 64)),
@@ -198,7 +231,10 @@ def evaluate_from_config(
                 show_progress=show_progress,
             )
             if output_dir is not None:
-                write_run(results[row].run, Path(output_dir) / "runs" / f"{row.replace(' ', '_').replace('/', '_')}.trec")
+                write_run(
+                    results[row].run,
+                    Path(output_dir) / "runs" / f"{row.replace(' ', '_').replace('/', '_')}.trec",
+                )
     return results
 
 

@@ -6,6 +6,7 @@ For each row with positive (I+, Q+, P+), poisoned instruction I- and poisoned qu
 
 sensitivity = mean(hit) over rows, in [0, 1] (ties count as misses).
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ With positive score s_ii and, per block b, L_b,i = log Σ_{negatives j of b} e^{
 
 Both return the per-row loss (n,); the caller takes the mean over rows.
 """
+
 from __future__ import annotations
 
 import torch

@@ -9,6 +9,7 @@ over W ranks:
 
 which is the single-process gradient on the global batch (and the loss averaged over ranks is its loss).
 """
+
 from __future__ import annotations
 
 import torch

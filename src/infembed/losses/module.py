@@ -1,4 +1,5 @@
 """The loss module: validate inputs → (gather) → compute the needed blocks → combine → log."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -123,7 +124,9 @@ class InfEmbedLoss(nn.Module):
             raise LossInputError(
                 f"{where}: iq_swapped must be (N, K, D) = ({n}, K, {d}), got {tuple(iq_swapped.shape)}"
             )
-        if swap_mask is not None and (swap_mask.dtype != torch.bool or swap_mask.shape != iq_swapped.shape[:2]):
+        if swap_mask is not None and (
+            swap_mask.dtype != torch.bool or swap_mask.shape != iq_swapped.shape[:2]
+        ):
             raise LossInputError(
                 f"{where}: swap_mask must be a bool tensor of shape (N, K) = {tuple(iq_swapped.shape[:2])}, "
                 f"got {swap_mask.dtype} {tuple(swap_mask.shape)}"

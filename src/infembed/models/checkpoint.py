@@ -4,6 +4,7 @@ A training checkpoint (Lightning's ``.ckpt``) holds, under ``checkpoint["infembe
 options (pooling, text spec, preset name) and the files of its backbone's config and tokenizer as bytes; the weights
 are the ``encoder.*`` entries of the state dict. Loading never touches the folder or hub id it was trained from.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,12 +67,14 @@ def load_encoder(path: str | os.PathLike, **text_changes) -> BiEncoder:
         raise CheckpointError(f"ckpt_path={path}: no such checkpoint file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: say which, not where torch failed
-        raise CheckpointError(f"ckpt_path={path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    except Exception as err:  # noqa: BLE001 (a truncated or foreign file: say which, not where torch failed)
+        raise CheckpointError(
+            f"ckpt_path={path}: not a readable checkpoint ({type(err).__name__}: {err})"
+        ) from None
     if KEY not in checkpoint:
         raise CheckpointError(f"ckpt_path={path}: not written by infembed (no {KEY!r} entry)")
     prefix = "encoder."
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     return encoder_from_record(checkpoint[KEY]["encoder"], state, **text_changes)
 
 

@@ -20,6 +20,7 @@ Scale options: ``gradient_checkpointing`` recomputes each layer in the backward 
 non-reentrant, so it composes with the gradient cache); ``lora`` = ``{r, alpha, dropout, target_modules}`` trains
 low-rank adapters W + (alpha / r)·B·A through ``peft`` on the frozen backbone (null = full fine-tuning).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -133,7 +134,11 @@ class BiEncoder(nn.Module):
         """Token ids (B, L) + attention mask (B, L) -> the tower's last hidden states (B, L, D)."""
         if tower not in TOWERS:
             raise ValueError(f"unknown tower {tower!r}; expected one of {TOWERS}")
-        model = self.passage_backbone if tower == "passage" and self.passage_backbone is not None else self.backbone
+        model = (
+            self.passage_backbone
+            if tower == "passage" and self.passage_backbone is not None
+            else self.backbone
+        )
         return model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
 
     def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
@@ -143,7 +148,9 @@ class BiEncoder(nn.Module):
     def forward(self, tokens: dict[str, torch.Tensor], tower: str = "pair") -> torch.Tensor:
         """Token ids (B, L) + attention mask (B, L) -> embeddings (B, D): pooled passages, or concatenated pairs."""
         if tower == "pair" and self.fusion == "attention":
-            raise ValueError("fusion='attention' embeds pairs from query and instruction tokens: use encode_fused")
+            raise ValueError(
+                "fusion='attention' embeds pairs from query and instruction tokens: use encode_fused"
+            )
         hidden = self.token_states(tokens, tower)  # (B, L, D)
         return self._finish(pool(hidden, tokens["attention_mask"], self.pooling))  # (B, D)
 
@@ -171,7 +178,11 @@ class BiEncoder(nn.Module):
         return z, self._finish(swap_fusion(h_q, q_mask, h_i, i_mask, swap_index))  # (N, K, D)
 
     def encode_pairs(
-        self, queries: Sequence[str], instructions: Sequence[str], batch_size: int = 64, show_progress: bool = False
+        self,
+        queries: Sequence[str],
+        instructions: Sequence[str],
+        batch_size: int = 64,
+        show_progress: bool = False,
     ) -> torch.Tensor:
         """Embed (query, instruction) pairs -> (n, D) float32 on CPU, in input order.
 
@@ -208,6 +219,7 @@ class BiEncoder(nn.Module):
         self, texts: list[str], tower: str, batch_size: int = 64, show_progress: bool = False
     ) -> torch.Tensor:
         """Finished texts of one tower -> (n, D) float32 on CPU, in input order."""
+
         def embed(idx: list[int]) -> torch.Tensor:
             device = next(self.parameters()).device
             tokens = {k: v.to(device) for k, v in self.text.tokenize([texts[i] for i in idx], tower).items()}
@@ -216,7 +228,9 @@ class BiEncoder(nn.Module):
         return self._batched([len(t) for t in texts], batch_size, tower, show_progress, embed)
 
     @torch.inference_mode()
-    def _batched(self, lengths: list[int], batch_size: int, tower: str, show_progress: bool, embed) -> torch.Tensor:
+    def _batched(
+        self, lengths: list[int], batch_size: int, tower: str, show_progress: bool, embed
+    ) -> torch.Tensor:
         """Batched inference sorted by length (less padding): ``embed(indices) -> (b, D)``, results in input order."""
         was_training = self.training
         self.eval()
@@ -236,7 +250,13 @@ class BiEncoder(nn.Module):
     def fingerprint(self) -> str:
         """Stable hash of the backbone name, pooling, fusion, text spec and every weight: a key for embedding caches."""
         digest = hashlib.blake2b(digest_size=16)
-        header = [self.backbone_name, self.pooling, self.normalize, self.fusion, *self.text.as_dict().values()]
+        header = [
+            self.backbone_name,
+            self.pooling,
+            self.normalize,
+            self.fusion,
+            *self.text.as_dict().values(),
+        ]
         digest.update("|".join(map(str, header)).encode())
         for name, tensor in self.state_dict().items():
             digest.update(name.encode())
@@ -282,8 +302,12 @@ def _check_lora(lora: dict | None) -> dict | None:
 def _with_checkpointing(model: nn.Module, enabled: bool) -> nn.Module:
     if enabled:
         if not getattr(model, "supports_gradient_checkpointing", False):
-            raise ConfigError(f"model.gradient_checkpointing=true: {type(model).__name__} does not support it")
-        kwargs = {"use_reentrant": False}  # recompute inside any backward, also the gradient cache's chunk passes
+            raise ConfigError(
+                f"model.gradient_checkpointing=true: {type(model).__name__} does not support it"
+            )
+        kwargs = {
+            "use_reentrant": False
+        }  # recompute inside any backward, also the gradient cache's chunk passes
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name
             model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
@@ -301,8 +325,12 @@ def _with_lora(model: nn.Module, lora: dict | None) -> nn.Module:
     missing = [t for t in lora["target_modules"] if t not in names]
     if missing:
         raise ConfigError(f"model.lora.target_modules: {type(model).__name__} has no modules named {missing}")
-    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                        target_modules=lora["target_modules"])
+    config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"],
+    )
     return get_peft_model(model, config)
 
 

@@ -17,6 +17,7 @@ Texts (the encoder's ``encode_pairs`` and the training collator alike): the quer
 empty instruction, ``text.format_pair(query, "")`` (so e5's ``"query: "`` prefix stays); the instruction is its raw
 text (the pair template does not apply to it). Both are tokenised as the ``pair`` tower (max_pair_length).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,9 @@ import torch
 
 
 def attention_fusion(
-    query_states: torch.Tensor, query_mask: torch.Tensor, instruction_states: torch.Tensor,
+    query_states: torch.Tensor,
+    query_mask: torch.Tensor,
+    instruction_states: torch.Tensor,
     instruction_mask: torch.Tensor,
 ) -> torch.Tensor:
     """(B, Lq, D), (B, Lq), (B, Li, D), (B, Li) -> z (B, D) float32, not normalised (see the module docstring)."""
@@ -42,8 +45,11 @@ def attention_fusion(
 
 
 def swap_fusion(
-    query_states: torch.Tensor, query_mask: torch.Tensor, instruction_states: torch.Tensor,
-    instruction_mask: torch.Tensor, swap_index: torch.Tensor,
+    query_states: torch.Tensor,
+    query_mask: torch.Tensor,
+    instruction_states: torch.Tensor,
+    instruction_mask: torch.Tensor,
+    swap_index: torch.Tensor,
 ) -> torch.Tensor:
     """z_{i←j}: query i's states (N, Lq, D) with instruction ``swap_index[i, k]``'s states (M, Li, D) -> (N, K, D).
 

@@ -17,6 +17,7 @@ backward, gradient accumulation, loss scaling, clipping and scheduler are unchan
 separate autograd pass, which DDP's per-parameter hooks cannot follow: :func:`disable_ddp_sync` switches them off
 and :func:`all_reduce_gradients` averages the gradients once per optimiser step instead.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,8 +49,11 @@ class _RandomState:
         self.cpu = torch.get_rng_state()
         self.cuda = torch.cuda.get_rng_state(self.device) if self.device is not None else None
         kind = device.type if device.type in ("cuda", "cpu") else "cpu"
-        self.autocast = {"device_type": kind, "enabled": torch.is_autocast_enabled(kind),
-                         "dtype": torch.get_autocast_dtype(kind)}
+        self.autocast = {
+            "device_type": kind,
+            "enabled": torch.is_autocast_enabled(kind),
+            "dtype": torch.get_autocast_dtype(kind),
+        }
 
     def replay(self, fn: Callable[[], Tensor]) -> Tensor:
         """``fn()`` under the captured random and autocast state; the ambient random state is left untouched."""

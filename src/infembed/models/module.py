@@ -20,6 +20,7 @@ The optimiser and the learning-rate schedule are partials from the config (``opt
 and norm weights get no weight decay whatever the optimiser. Master weights stay fp32 whatever the trainer
 precision (``bf16-mixed`` autocasts only the compute).
 """
+
 from __future__ import annotations
 
 import functools
@@ -72,8 +73,10 @@ class RetrievalModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if grad_cache_chunk_size is not None and encoder.fusion == "attention":
-            raise ConfigError("grad_cache.chunk_size with model.fusion=attention: the gradient cache keeps "
-                              "pooled embeddings, the fusion needs token states; set grad_cache.chunk_size=null")
+            raise ConfigError(
+                "grad_cache.chunk_size with model.fusion=attention: the gradient cache keeps "
+                "pooled embeddings, the fusion needs token states; set grad_cache.chunk_size=null"
+            )
         self.chunk_size = grad_cache_chunk_size
         self.encoder = encoder
         self.loss_fn = loss
@@ -119,7 +122,9 @@ class RetrievalModule(L.LightningModule):
         for key, value in out.logs.items():
             self.log(f"{stage}/{key}", value, batch_size=n, sync_dist=stage != "train")
         if stage == "val":  # retrieval metrics of the validation batches (torchmetrics: synced over ranks)
-            self.val_metrics.update(embeddings["iq"], embeddings["passages"], self.global_rank, self.trainer.world_size)
+            self.val_metrics.update(
+                embeddings["iq"], embeddings["passages"], self.global_rank, self.trainer.world_size
+            )
             metrics = {f"val/{k}": m for k, m in self.val_metrics.metrics().items()}
             self.log_dict(metrics, prog_bar=True, batch_size=n)
         return out.loss
@@ -133,8 +138,12 @@ class RetrievalModule(L.LightningModule):
         """Log the number of triplets the loss sees, gathered over the ranks (every rank must call this)."""
         total = int(self.all_gather(torch.tensor(n, device=self.device)).sum())
         if self.global_rank == 0:
-            log.info("loss batch: %d triplets gathered from %d rank(s) (%d on this one)", total,
-                     self.trainer.world_size, n)
+            log.info(
+                "loss batch: %d triplets gathered from %d rank(s) (%d on this one)",
+                total,
+                self.trainer.world_size,
+                n,
+            )
 
     def on_train_start(self) -> None:
         if self.chunk_size is not None:
@@ -161,8 +170,10 @@ class RetrievalModule(L.LightningModule):
             return optimizer
         total = self.trainer.estimated_stepping_batches
         if total == float("inf"):
-            raise ConfigError("trainer.max_steps must be > 0: the training stream has no end, so the schedule "
-                              "needs a step budget")
+            raise ConfigError(
+                "trainer.max_steps must be > 0: the training stream has no end, so the schedule "
+                "needs a step budget"
+            )
         scheduler = self.scheduler_factory(optimizer, total_steps=max(1, int(total)))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -7,6 +7,7 @@ then
     cosine:   ½ (1 + cos(π · (step − warmup) / (total − warmup))), down to 0
     constant: 1
 """
+
 from __future__ import annotations
 
 import math

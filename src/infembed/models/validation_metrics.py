@@ -9,6 +9,7 @@ collator's order (triplets 3r, 3r+1, 3r+2 of row r are (I+, Q+), (I-, Q+), (I+, 
 - ``instruction_sensitivity``: per row r, hit iff ⟨z_3r, p_3r⟩ > ⟨z_3r+1, p_3r⟩ and ⟨z_3r, p_3r⟩ > ⟨z_3r+2, p_3r⟩
   (the held-out check of method.md §8, on the validation rows).
 """
+
 from __future__ import annotations
 
 import torch

@@ -8,6 +8,7 @@ can lower it on other distributions; linearly interpolating the weights,
 keeps much of the gain while recovering the initial model's robustness. One encoder pass at inference, no
 retraining: α is chosen after training (``python run.py task=evaluate ckpt_path=... evaluation.wise_ft=0.5``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,10 @@ from infembed.models.encoder import BiEncoder
 def interpolate(fine_tuned: BiEncoder, initial: BiEncoder, alpha: float) -> BiEncoder:
     """``fine_tuned`` with θ(α) written into its weights in place (floating-point tensors; integer buffers kept)."""
     if fine_tuned.options().get("lora"):
-        raise CheckpointError("evaluation.wise_ft on a LoRA checkpoint: the adapters' A and B matrices do not "
-                              "interpolate linearly; export with merged adapters first")
+        raise CheckpointError(
+            "evaluation.wise_ft on a LoRA checkpoint: the adapters' A and B matrices do not "
+            "interpolate linearly; export with merged adapters first"
+        )
     tuned, start = fine_tuned.state_dict(), initial.state_dict()
     mismatched = sorted(set(tuned) ^ set(start)) or [k for k in tuned if tuned[k].shape != start[k].shape]
     if mismatched:
@@ -30,8 +33,10 @@ def interpolate(fine_tuned: BiEncoder, initial: BiEncoder, alpha: float) -> BiEn
             "(model=...)"
         )
     with torch.no_grad():
-        blended = {k: torch.lerp(start[k].to(v.dtype), v, alpha) if v.is_floating_point() else v
-                   for k, v in tuned.items()}
+        blended = {
+            k: torch.lerp(start[k].to(v.dtype), v, alpha) if v.is_floating_point() else v
+            for k, v in tuned.items()
+        }
     fine_tuned.load_state_dict(blended)
     return fine_tuned
 

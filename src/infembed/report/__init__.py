@@ -1,5 +1,6 @@
 """Aggregate Hydra multiruns into a markdown report (means and 95 % intervals over seeds, paired tests over
 queries) and PNG plots: ``python -m infembed.report <sweep dir(s)>``."""
+
 from infembed.report.compare import Comparison, compare
 from infembed.report.configs import Configuration, group_configurations
 from infembed.report.report import write_report

@@ -3,6 +3,7 @@
 
 A and B are configurations given by some of their overrides, e.g. ``loss=uni_p`` or ``"loss=uni_p model=minilm"``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,25 +14,52 @@ from infembed.report.runs import ReportInputError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infembed.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m infembed.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("dirs", nargs="+", help="Hydra multirun (or single job) directories")
-    parser.add_argument("--out", default=None, help="where report.md and the plots go (default: the first dir)")
+    parser.add_argument(
+        "--out", default=None, help="where report.md and the plots go (default: the first dir)"
+    )
     parser.add_argument("--title", default=None, help="heading of report.md")
-    parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
-                        help="test configuration A against B (repeatable); default: each against the baseline/best")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        help="test configuration A against B (repeatable); default: each against the baseline/best",
+    )
     parser.add_argument("--baseline", default=None, help="configuration every other one is tested against")
-    parser.add_argument("--metric", default=None,
-                        help="STAGE/BENCHMARK/METRIC that picks the best configuration (default: optimized_metric)")
-    parser.add_argument("--permutations", type=int, default=10000,
-                        help="random sign flips and bootstrap resamples per test (default 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sign flips and resamples (default 0)")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="STAGE/BENCHMARK/METRIC that picks the best configuration (default: optimized_metric)",
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=10000,
+        help="random sign flips and bootstrap resamples per test (default 10000)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the sign flips and resamples (default 0)"
+    )
     args = parser.parse_args(argv)
     if args.permutations < 1:
         parser.error("--permutations must be at least 1")
     try:
-        path = write_report(args.dirs, args.out, args.title, compare=args.compare, baseline=args.baseline,
-                            metric=args.metric, permutations=args.permutations, seed=args.seed)
+        path = write_report(
+            args.dirs,
+            args.out,
+            args.title,
+            compare=args.compare,
+            baseline=args.baseline,
+            metric=args.metric,
+            permutations=args.permutations,
+            seed=args.seed,
+        )
     except ReportInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

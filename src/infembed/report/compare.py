@@ -5,6 +5,7 @@ configurations are compared on the queries both have. Pairs are chosen by the us
 default, each configuration against the baseline (``--baseline``) or against the best configuration on the primary
 metric (``--metric``, default: the runs' ``optimized_metric``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ class Comparison:
     p_value: float
 
 
-def compare(a: Configuration, b: Configuration, stage: str, key: MetricKey, permutations: int = 10000,
-            seed: int = 0) -> Comparison | None:
+def compare(
+    a: Configuration, b: Configuration, stage: str, key: MetricKey, permutations: int = 10000, seed: int = 0
+) -> Comparison | None:
     """The paired comparison of ``a`` and ``b`` on one metric; None when they share no per-query value."""
     qa, qb = a.query_values(stage, key), b.query_values(stage, key)
     shared = sorted(set(qa) & set(qb))
@@ -40,8 +42,15 @@ def compare(a: Configuration, b: Configuration, stage: str, key: MetricKey, perm
         return None
     x = np.array([qa[q] for q in shared])  # (n,)
     y = np.array([qb[q] for q in shared])  # (n,)
-    return Comparison(a.label, b.label, key, len(shared), float(np.mean(x - y)),
-                      paired_bootstrap_ci(x, y, permutations, seed), sign_flip_test(x, y, permutations, seed))
+    return Comparison(
+        a.label,
+        b.label,
+        key,
+        len(shared),
+        float(np.mean(x - y)),
+        paired_bootstrap_ci(x, y, permutations, seed),
+        sign_flip_test(x, y, permutations, seed),
+    )
 
 
 def primary_metric(runs: list[Run], requested: str | None) -> tuple[str, MetricKey]:
@@ -79,8 +88,13 @@ def compare_pairs(pairs: list[Pair], keys: list[MetricKey], permutations: int, s
 
 def comparison_table(comparisons: list[Comparison]) -> str:
     """Markdown: one row per (pair, metric); Δ and its interval ×100, p to four decimals."""
-    lines = ["| A | B | metric | queries | Δ = A − B | 95 % CI of Δ | p |", "|---|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "| A | B | metric | queries | Δ = A − B | 95 % CI of Δ | p |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for c in comparisons:
-        lines.append(f"| {c.a} | {c.b} | {'/'.join(c.key)} | {c.queries} | {100 * c.difference:+.1f} | "
-                     f"[{100 * c.ci[0]:+.1f}, {100 * c.ci[1]:+.1f}] | {c.p_value:.4f} |")
+        lines.append(
+            f"| {c.a} | {c.b} | {'/'.join(c.key)} | {c.queries} | {100 * c.difference:+.1f} | "
+            f"[{100 * c.ci[0]:+.1f}, {100 * c.ci[1]:+.1f}] | {c.p_value:.4f} |"
+        )
     return "\n".join(lines)

@@ -5,6 +5,7 @@ A configuration is identified by its overrides without ``seed`` (and without the
 e.g. ``data.global_batch_size=32 loss=uni_p``. Configurations are sorted by the varying overrides: model first, then
 global batch size, then loss, then the rest; numbers numerically, other values in the order the sweep produced them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,11 @@ class Configuration:
 
     def change(self, key: MetricKey) -> float | None:
         """Mean over seeds of after − before (None when no run has both)."""
-        deltas = [run.value("after", key) - run.value("before", key) for run in self.runs
-                  if run.value("after", key) is not None and run.value("before", key) is not None]
+        deltas = [
+            run.value("after", key) - run.value("before", key)
+            for run in self.runs
+            if run.value("after", key) is not None and run.value("before", key) is not None
+        ]
         return float(np.mean(deltas)) if deltas else None
 
     def query_values(self, stage: str, key: MetricKey) -> dict[str, float]:
@@ -68,9 +72,13 @@ def group_configurations(runs: list[Run]) -> list[Configuration]:
 
 def varying_keys(runs: list[Run]) -> list[str]:
     """Override keys other than ``seed`` whose value differs between runs (missing counts), preferred keys first."""
-    keys = list(dict.fromkeys(k for run in runs for k in run.overrides if k not in IGNORED_KEYS and k != SEED_KEY))
+    keys = list(
+        dict.fromkeys(k for run in runs for k in run.overrides if k not in IGNORED_KEYS and k != SEED_KEY)
+    )
     varying = [k for k in keys if len({run.overrides.get(k) for run in runs}) > 1]
-    return sorted(varying, key=lambda k: (PREFERRED_KEYS.index(k) if k in PREFERRED_KEYS else len(PREFERRED_KEYS)))
+    return sorted(
+        varying, key=lambda k: PREFERRED_KEYS.index(k) if k in PREFERRED_KEYS else len(PREFERRED_KEYS)
+    )
 
 
 def sort_configurations(configs: list[Configuration], keys: list[str]) -> list[Configuration]:

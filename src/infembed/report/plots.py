@@ -5,6 +5,7 @@ single seed). A series keeps its colour in every panel. Each plot is drawn only 
 override becomes a separate series, so a full grid gives one line per (loss, model) in the batch plot, and so on.
 One panel per benchmark and metric (p-MRR and nDCG@10). Values ×100.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,9 @@ def write_plots(configs: list[Configuration], metrics: list[MetricKey], out_dir:
     if len({loss_of(c) for c in configs}) > 1:
         written.append(_bar_plot(configs, panels, out_dir / "metrics_by_loss.png"))
     if len({batch_of(c) for c in configs}) > 1:
-        written.append(_line_plot(configs, panels, "data.global_batch_size", out_dir / "metrics_vs_batch.png"))
+        written.append(
+            _line_plot(configs, panels, "data.global_batch_size", out_dir / "metrics_vs_batch.png")
+        )
     if len({model_of(c) for c in configs}) > 1:
         written.append(_line_plot(configs, panels, "model", out_dir / "metrics_vs_model.png"))
     return written
@@ -60,7 +63,9 @@ def _series(configs: list[Configuration], x_key: str) -> dict[str, list[Configur
     """Group configurations by the values of the varying keys other than ``x_key`` (one series per group)."""
     groups: dict[str, list[Configuration]] = {}
     for config in configs:
-        label = ", ".join(f"{k}={config.overrides.get(k, '–')}" for k in config.keys if k != x_key) or "all runs"
+        label = (
+            ", ".join(f"{k}={config.overrides.get(k, '–')}" for k in config.keys if k != x_key) or "all runs"
+        )
         groups.setdefault(label, []).append(config)
     return groups
 
@@ -82,17 +87,31 @@ def _bar_plot(configs: list[Configuration], panels: list[MetricKey], path: Path)
     losses = list(dict.fromkeys(loss_of(c) for c in configs))
     groups = _series(configs, "loss")
     width = 0.8 / len(groups)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.7 * len(losses) + 2), 3.2 * len(panels)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(6.0, 0.7 * len(losses) + 2), 3.2 * len(panels)), squeeze=False
+    )
     for ax, key in zip(axes[:, 0], panels):
         for g, (label, members) in enumerate(groups.items()):
-            bars = [(losses.index(loss_of(c)) + g * width, p) for c in members if (p := _point(c, key)) is not None]
+            bars = [
+                (losses.index(loss_of(c)) + g * width, p)
+                for c in members
+                if (p := _point(c, key)) is not None
+            ]
             if bars:
-                ax.bar([x for x, _ in bars], [p[0] for _, p in bars], width=width, yerr=[p[1] for _, p in bars],
-                       capsize=3, color=f"C{g}", label=label if len(groups) > 1 else None)
+                ax.bar(
+                    [x for x, _ in bars],
+                    [p[0] for _, p in bars],
+                    width=width,
+                    yerr=[p[1] for _, p in bars],
+                    capsize=3,
+                    color=f"C{g}",
+                    label=label if len(groups) > 1 else None,
+                )
         before = [v for c in configs for run in c.runs if (v := run.value("before", key)) is not None]
         if before:
-            ax.axhline(100 * sum(before) / len(before), color="black", linestyle="--", linewidth=1, label="untrained")
+            ax.axhline(
+                100 * sum(before) / len(before), color="black", linestyle="--", linewidth=1, label="untrained"
+            )
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(losses))], losses, rotation=30, ha="right")
         ax.set_ylabel(_title(key))
         if ax.get_legend_handles_labels()[1]:  # one group and no untrained line: nothing to explain
@@ -108,8 +127,15 @@ def _line_plot(configs: list[Configuration], panels: list[MetricKey], x_key: str
         for g, (label, members) in enumerate(_series(configs, x_key).items()):
             points = sorted((x_of(c), *p) for c in members if (p := _point(c, key)) is not None)
             if points:
-                ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
-                            marker="o", capsize=3, color=f"C{g}", label=label)
+                ax.errorbar(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    yerr=[p[2] for p in points],
+                    marker="o",
+                    capsize=3,
+                    color=f"C{g}",
+                    label=label,
+                )
         _format_x(ax, configs, x_key)
         ax.set_ylabel(_title(key))
         if ax.get_legend_handles_labels()[1]:  # one group and no untrained line: nothing to explain

@@ -1,4 +1,5 @@
 """``report.md`` = the configuration table with intervals, the paired tests, the failed runs and the plots."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,9 +29,17 @@ TESTS_NOTE = (
 )
 
 
-def write_report(roots: list[str | Path], out_dir: str | Path | None = None, title: str | None = None, *,
-                 compare: list[tuple[str, str]] | None = None, baseline: str | None = None,
-                 metric: str | None = None, permutations: int = 10000, seed: int = 0) -> Path:
+def write_report(
+    roots: list[str | Path],
+    out_dir: str | Path | None = None,
+    title: str | None = None,
+    *,
+    compare: list[tuple[str, str]] | None = None,
+    baseline: str | None = None,
+    metric: str | None = None,
+    permutations: int = 10000,
+    seed: int = 0,
+) -> Path:
     """Read every job under ``roots``, write ``report.md`` and plots into ``out_dir`` (default: the first root).
 
     ``compare``: pairs of configurations to test, each given by some of its overrides (e.g.
@@ -57,7 +66,9 @@ def write_report(roots: list[str | Path], out_dir: str | Path | None = None, tit
         sections += [
             "## Paired tests over queries",
             f"Pairs: {chosen}. " + TESTS_NOTE.format(n=permutations, seed=seed),
-            comparison_table(comparisons) if comparisons else "_No pair shares per-query values (per_query.json)._",
+            comparison_table(comparisons)
+            if comparisons
+            else "_No pair shares per-query values (per_query.json)._",
         ]
     failed = failed_list(runs)
     if failed:
@@ -70,8 +81,13 @@ def write_report(roots: list[str | Path], out_dir: str | Path | None = None, tit
     return path
 
 
-def _pairs(runs: list[Run], configs: list[Configuration], compare: list[tuple[str, str]] | None,
-           baseline: str | None, metric: str | None) -> tuple[list[Pair], str]:
+def _pairs(
+    runs: list[Run],
+    configs: list[Configuration],
+    compare: list[tuple[str, str]] | None,
+    baseline: str | None,
+    metric: str | None,
+) -> tuple[list[Pair], str]:
     """The pairs to test and a sentence saying how they were chosen."""
     requested = [(find_configuration(configs, a), find_configuration(configs, b)) for a, b in compare or []]
     stage, key = primary_metric(runs, metric)  # checks --metric even when the pairs are given
@@ -79,7 +95,10 @@ def _pairs(runs: list[Run], configs: list[Configuration], compare: list[tuple[st
         return requested, "the requested pairs"
     if baseline:
         reference = find_configuration(configs, baseline)
-        return default_pairs(configs, reference), f"each configuration against the baseline `{reference.label}`"
+        return default_pairs(
+            configs, reference
+        ), f"each configuration against the baseline `{reference.label}`"
     reference = best_configuration(configs, stage, key)
-    return default_pairs(configs, reference), \
-        f"each configuration against the best on {stage}/{'/'.join(key)}, `{reference.label}`"
+    return default_pairs(
+        configs, reference
+    ), f"each configuration against the best on {stage}/{'/'.join(key)}, `{reference.label}`"

@@ -11,6 +11,7 @@ A job without ``metrics.json`` is reported as failed; a malformed file is an inp
 field. When a sweep root holds ``multirun.yaml``, the jobs the sweep should have produced are expanded from it, so
 jobs that never started (a cancelled SLURM array task, an aborted local batch) are listed too.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-STAGES = ("before", "after")
+from infembed.results import STAGES, split_metric_path
+
 SEED_KEY = "seed"
 CKPT_KEY = "ckpt_path"
 
@@ -37,7 +39,9 @@ class Run:
     """One Hydra job: where it lives, what it overrode, and its results (None when it did not finish)."""
 
     path: Path
-    overrides: dict[str, str]  # what describes the run (an evaluated checkpoint's training overrides included)
+    overrides: dict[
+        str, str
+    ]  # what describes the run (an evaluated checkpoint's training overrides included)
     choices: dict[str, str] = field(default_factory=dict)  # config group choices, e.g. {"loss": "uni_p"}
     config: dict = field(default_factory=dict)  # metrics.json's resolved config, else .hydra/config.yaml
     metrics: dict | None = None  # metrics.json as written
@@ -63,18 +67,22 @@ class Run:
 
 def metric_keys(runs: list[Run], stage: str = "after") -> list[MetricKey]:
     """Every (benchmark, metric) of ``stage`` in the finished runs, in file order."""
-    return list(dict.fromkeys((b, m) for run in runs if run.ok for b, ms in run.metrics.get(stage, {}).items()
-                              for m in ms))
+    return list(
+        dict.fromkeys(
+            (b, m) for run in runs if run.ok for b, ms in run.metrics.get(stage, {}).items() for m in ms
+        )
+    )
 
 
 def parse_metric_path(path: str) -> tuple[str, MetricKey]:
     """``"after/synthetic/p-mrr"`` → ``("after", ("synthetic", "p-mrr"))`` (a benchmark name may hold '/')."""
-    stage, _, rest = path.partition("/")
-    bench, _, metric = rest.rpartition("/")
-    if stage not in STAGES or not bench or not metric:
-        raise ReportInputError(f"metric {path!r}: expected STAGE/BENCHMARK/METRIC with STAGE in {STAGES}, "
-                               "e.g. after/synthetic/p-mrr")
-    return stage, (bench, metric)
+    parts = split_metric_path(path)
+    if parts is None:
+        raise ReportInputError(
+            f"metric {path!r}: expected STAGE/BENCHMARK/METRIC with STAGE in {STAGES}, "
+            "e.g. after/synthetic/p-mrr"
+        )
+    return parts[0], parts[1:]
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
@@ -105,8 +113,11 @@ def load_run(job_dir: Path) -> Run:
     config = _load_yaml(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").is_file() else {}
     hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
     overrides = with_training_overrides(launched, hydra_cfg.get("hydra", {}).get("runtime", {}).get("cwd"))
-    choices = {k: v for k, v in hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices", {}).items()
-               if isinstance(v, str) and not k.startswith("hydra/")}
+    choices = {
+        k: v
+        for k, v in hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices", {}).items()
+        if isinstance(v, str) and not k.startswith("hydra/")
+    }
     run = Run(path=job_dir, overrides=overrides, choices=choices, config=config, launched=launched)
     if not (job_dir / "metrics.json").is_file():
         run.error = "no metrics.json (crashed, killed or still running)"
@@ -144,7 +155,9 @@ def load_metrics(path: Path) -> dict:
     """``metrics.json``, checked: an "after" (and optional "before") ``{BENCH: {METRIC: number}}``."""
     metrics = _load_json(path)
     if not isinstance(metrics.get("after"), dict) or not metrics["after"]:
-        raise ReportInputError(f'{path}: no "after" results (expected {{"after": {{BENCH: {{METRIC: value}}}}}})')
+        raise ReportInputError(
+            f'{path}: no "after" results (expected {{"after": {{BENCH: {{METRIC: value}}}}}})'
+        )
     for stage in STAGES:
         for bench, values in metrics.get(stage, {}).items():
             _check_mapping(path, f"{stage}/{bench}", values, "{METRIC: value}")
@@ -169,8 +182,9 @@ def load_per_query(path: Path) -> dict:
                 _check_mapping(path, f"{stage}/{bench}/{metric}", values, "{query_id: value}")
                 bad = next((q for q, v in values.items() if not _is_number(v)), None)
                 if bad is not None:
-                    raise ReportInputError(f"{path}: {stage}/{bench}/{metric}/{bad} = {values[bad]!r}, "
-                                           "expected a number")
+                    raise ReportInputError(
+                        f"{path}: {stage}/{bench}/{metric}/{bad} = {values[bad]!r}, expected a number"
+                    )
     return per_query
 
 
@@ -227,14 +241,23 @@ def expected_overrides(sweep_root: Path) -> list[dict[str, str]] | None:
         parsed = OverridesParser.create().parse_overrides(arguments)
     except OverrideParseException as err:
         raise ReportInputError(f"{path}: unreadable sweep overrides ({err})") from err
-    grid_types = (None, ValueType.ELEMENT, ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP, ValueType.RANGE_SWEEP)
+    grid_types = (
+        None,
+        ValueType.ELEMENT,
+        ValueType.CHOICE_SWEEP,
+        ValueType.SIMPLE_CHOICE_SWEEP,
+        ValueType.RANGE_SWEEP,
+    )
     if any(o.value_type not in grid_types for o in parsed):
         return None  # not a grid (an interval or glob sweep, e.g. Optuna's): nothing to expect
     choices: dict[str, list[str]] = {}
     for override in parsed:
         key = override.get_key_element()
-        values = override.sweep_string_iterator() if override.is_sweep_override() else [
-            override.get_value_element_as_str()]
+        values = (
+            override.sweep_string_iterator()
+            if override.is_sweep_override()
+            else [override.get_value_element_as_str()]
+        )
         choices[key] = [f"{key}={v}" for v in values]
     return [parse_overrides(list(job)) for job in itertools.product(*choices.values())]
 
@@ -254,5 +277,8 @@ def load_runs(roots: list[str | Path]) -> list[Run]:
 def _missing_runs(root: Path, found: list[Run]) -> list[Run]:
     expected = expected_overrides(root) or []
     seen = [run.launched for run in found]
-    return [Run(path=root, overrides=job, error="never started (expected by multirun.yaml)")
-            for job in expected if job not in seen]
+    return [
+        Run(path=root, overrides=job, error="never started (expected by multirun.yaml)")
+        for job in expected
+        if job not in seen
+    ]

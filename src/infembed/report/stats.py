@@ -8,13 +8,16 @@
 - ``paired_bootstrap_ci``: percentile interval of mean(d) over ``resamples`` resamples of the queries with
   replacement (Efron & Tibshirani 1993; as in Sakai 2006 for IR).
 """
+
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import stdtrit
 
 CHUNK = 1024  # resamples drawn at once: (CHUNK, n) float64 blocks stay small for thousands of queries
-TIE_TOLERANCE = 1e-12  # |T*| within this of |T| counts as "as extreme" (sums in another order round differently)
+TIE_TOLERANCE = (
+    1e-12  # |T*| within this of |T| counts as "as extreme" (sums in another order round differently)
+)
 
 
 def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float | None]:
@@ -34,25 +37,30 @@ def sign_flip_test(a: np.ndarray, b: np.ndarray, permutations: int = 10000, seed
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)  # (n,)
     observed = abs(d.mean()) - TIE_TOLERANCE
     n = d.size
-    if 2 ** n <= permutations:
-        patterns = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)  # (2^n, n) every ±1 pattern
+    if 2**n <= permutations:
+        patterns = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # (2^n, n) every ±1 pattern
         return float(np.mean(np.abs(patterns @ d) / n >= observed))
     rng = np.random.default_rng(seed)
     extreme = 0
     for start in range(0, permutations, CHUNK):
-        signs = 1 - 2 * rng.integers(0, 2, size=(min(CHUNK, permutations - start), n), dtype=np.int8)  # (c, n)
+        signs = 1 - 2 * rng.integers(
+            0, 2, size=(min(CHUNK, permutations - start), n), dtype=np.int8
+        )  # (c, n)
         extreme += int(np.count_nonzero(np.abs(signs @ d) / n >= observed))
     return (1 + extreme) / (1 + permutations)
 
 
-def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, resamples: int = 10000, seed: int = 0,
-                        level: float = 0.95) -> tuple[float, float]:
+def paired_bootstrap_ci(
+    a: np.ndarray, b: np.ndarray, resamples: int = 10000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of mean(a − b), resampling queries (pairs stay together)."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)  # (n,)
     rng = np.random.default_rng(seed)
-    means = np.concatenate([
-        d[rng.integers(0, d.size, size=(min(CHUNK, resamples - start), d.size))].mean(axis=1)  # (c,)
-        for start in range(0, resamples, CHUNK)
-    ])  # (resamples,)
+    means = np.concatenate(
+        [
+            d[rng.integers(0, d.size, size=(min(CHUNK, resamples - start), d.size))].mean(axis=1)  # (c,)
+            for start in range(0, resamples, CHUNK)
+        ]
+    )  # (resamples,)
     low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
     return float(low), float(high)

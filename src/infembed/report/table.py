@@ -5,6 +5,7 @@ FollowIR): the mean over seeds, the half-width of its 95 % Student t interval (o
 change from the untrained model (omitted when the runs have no "before"). The best mean of each column is bold.
 Columns are ``BENCHMARK/METRIC``, the standard held-out metrics first.
 """
+
 from __future__ import annotations
 
 from infembed.report.configs import IGNORED_KEYS, Configuration
@@ -25,8 +26,10 @@ def table_metrics(runs: list[Run]) -> list[MetricKey]:
 def markdown_table(configs: list[Configuration], metrics: list[MetricKey]) -> str:
     """One row per configuration: its jobs, varying overrides, seeds (n), then one cell per metric."""
     keys = configs[0].keys if configs else []
-    best = {m: max((s[0] for c in configs if (s := c.summary("after", m)) is not None), default=None)
-            for m in metrics}
+    best = {
+        m: max((s[0] for c in configs if (s := c.summary("after", m)) is not None), default=None)
+        for m in metrics
+    }
     lines = [
         "| " + " | ".join(["jobs", *keys, "seeds (n)", *(f"{'/'.join(m)} (Δ)" for m in metrics)]) + " |",
         "|---|" + "---|" * (len(keys) + 1) + "---:|" * len(metrics),
@@ -34,8 +37,12 @@ def markdown_table(configs: list[Configuration], metrics: list[MetricKey]) -> st
     for config in configs:
         jobs = ", ".join(run.path.name for run in config.runs)
         seeds = f"{', '.join(run.seed for run in config.runs)} ({len(config.runs)})"
-        cells = [jobs, *(config.overrides.get(k, "–") for k in keys), seeds,
-                 *(_cell(config, m, best[m]) for m in metrics)]
+        cells = [
+            jobs,
+            *(config.overrides.get(k, "–") for k in keys),
+            seeds,
+            *(_cell(config, m, best[m]) for m in metrics),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

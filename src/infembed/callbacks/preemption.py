@@ -9,6 +9,7 @@ process exits with status 128 + signal number. The requeued job's ``ckpt_path=la
 Requeue has one owner, submitit: Lightning's SLURM auto-requeue is off (conf/launcher/slurm.yaml) and Lightning's
 own SIGTERM handler is replaced while training runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,7 +38,9 @@ class PreemptionCheckpoint(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if trainer.checkpoint_callback is None:
-            raise ConfigError("callbacks.preemption needs callbacks.checkpoint (it saves that callback's last.ckpt)")
+            raise ConfigError(
+                "callbacks.preemption needs callbacks.checkpoint (it saves that callback's last.ckpt)"
+            )
         self.before = {sig: signal.getsignal(sig) for sig in SIGNALS}  # before Lightning installs its own
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -47,7 +50,9 @@ class PreemptionCheckpoint(Callback):
 
     def record(self, signum: int, frame) -> None:
         if self.received is None:
-            log.warning("%s received: saving a checkpoint at the end of this step", signal.Signals(signum).name)
+            log.warning(
+                "%s received: saving a checkpoint at the end of this step", signal.Signals(signum).name
+            )
         self.received = signum
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -60,7 +65,9 @@ class PreemptionCheckpoint(Callback):
         path = last_checkpoint_path(trainer)
         trainer.save_checkpoint(path)
         name = signal.Signals(signum).name
-        log.warning("%s: saved %s at step %d; exiting (resume with ckpt_path=last)", name, path, trainer.global_step)
+        log.warning(
+            "%s: saved %s at step %d; exiting (resume with ckpt_path=last)", name, path, trainer.global_step
+        )
         self.restore()
         handler = self.before.get(signum)
         if callable(handler):
@@ -81,5 +88,7 @@ class PreemptionCheckpoint(Callback):
 def last_checkpoint_path(trainer) -> str:
     """``<checkpoint dir>/last.ckpt``: what ``ckpt_path=last`` finds."""
     checkpoint = trainer.checkpoint_callback
-    directory = Path(checkpoint.dirpath) if checkpoint.dirpath else Path(trainer.default_root_dir) / "checkpoints"
+    directory = (
+        Path(checkpoint.dirpath) if checkpoint.dirpath else Path(trainer.default_root_dir) / "checkpoints"
+    )
     return str(directory / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}")

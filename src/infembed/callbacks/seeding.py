@@ -9,6 +9,7 @@ between the save (end of step s) and step s + 1 the uninterrupted run may valida
 DataLoader iterator, and both draw from torch's global generator. The data side needs no generator state either:
 the stream's shuffle and the collator's swap sampling are seeded from stream positions (infembed.data).
 """
+
 from __future__ import annotations
 
 import random

