@@ -7,15 +7,12 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from helpers import MINILM
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from infembed.config import register_resolvers
 from infembed.text import TextSpec
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-register_resolvers()
+from helpers import MINILM
+from helpers.compose import CONF, compose_in
 
 # group -> option names, read from the files so a new file is tested without editing this list ("_" = shared base)
 GROUPS = {
@@ -33,11 +30,7 @@ REQUIRED = {  # the user must say where the data is
 
 
 def compose_train(overrides, tmp_path):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=[f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}", *overrides]
-        )
-    return cfg
+    return compose_in(tmp_path, *overrides)
 
 
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])

@@ -4,13 +4,14 @@ import pickle
 
 import pytest
 import torch
-from helpers import MINILM
 
 from infembed.data.collator import TripletCollator, resolve_num_swap_negatives, sample_swaps
 from infembed.data.dataset import POSITION
 from infembed.data.schema import COLUMNS
 from infembed.errors import ConfigError
 from infembed.text import TextSpec
+
+from helpers import MINILM
 
 SPEC = TextSpec(MINILM)
 

@@ -5,11 +5,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import MINILM
 
 from infembed.data.datamodule import DataConfigError, InfIRDataModule
 from infembed.data.schema import COLUMNS, DataError
 from infembed.text import TextSpec
+
+from helpers import MINILM
 
 SYNTHETIC = {"train_rows": 40, "eval_queries": 4, "seed": 0}
 

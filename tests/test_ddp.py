@@ -5,7 +5,8 @@ import json
 import re
 
 import pytest
-from test_run_smoke import run
+
+from helpers import run_py as run
 
 DDP = (
     "debug=smoke",
@@ -24,6 +25,7 @@ FAMILIES = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loss, extra", FAMILIES, ids=[f for f, _ in FAMILIES])
 def test_two_ranks_train_through_run_py(tmp_path, loss, extra):
     result = run(
@@ -48,6 +50,7 @@ def test_two_ranks_train_through_run_py(tmp_path, loss, extra):
     assert metrics["config"]["loss"]["name"] == loss and "synthetic" in metrics["after"]
 
 
+@pytest.mark.e2e
 def test_one_node_multirun_with_ddp_is_refused(tmp_path):
     result = run("-m", *DDP, f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
     output = result.stdout + result.stderr

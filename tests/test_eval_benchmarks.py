@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_eval_helpers import make_beir, make_followir, write_jsonl, write_qrels
 
 from infembed.eval import hub
 from infembed.eval.benchmarks import (
@@ -19,6 +18,8 @@ from infembed.eval.benchmarks import (
     read_qrels,
 )
 from infembed.hub_ids import is_hub_id
+
+from helpers.benchmarks import make_beir, make_followir, write_jsonl, write_qrels
 
 
 def test_beir_folder_reads_texts_instructions_and_graded_qrels(tmp_path):
@@ -154,6 +155,7 @@ def test_mismatched_followir_qrels_are_an_error(tmp_path, og, changed, message):
         load_benchmark(str(root))
 
 
+@pytest.mark.e2e
 def test_bad_benchmark_through_run_py_is_one_line_and_writes_nothing(tmp_path):
     root = make_beir(tmp_path / "toy")
     (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n{"_id": "d2", "text": \n')

@@ -4,13 +4,14 @@ import json
 
 import pytest
 import torch
-from helpers import tiny_bert_encoder
 from sentence_transformers import SentenceTransformer
 
 from infembed.errors import CheckpointError
 from infembed.export import ExportError, ExportWarning, export_sentence_transformers
 from infembed.losses import build_loss
 from infembed.models.module import RetrievalModule
+
+from helpers import tiny_bert_encoder
 
 PAIRS = [("what is a cat", "answer briefly"), ("dogs", "")]
 PASSAGES = ["cats are small felines that purr", "a dog is a loyal companion animal, often kept as a pet"]

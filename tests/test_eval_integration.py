@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import pytest
-from helpers import tiny_bert_encoder
-from test_eval_helpers import make_beir, make_followir, make_heldout
 
 from infembed.eval import evaluate_from_config, evaluate_synthetic
 from infembed.eval.runner import CONFIG_KEYS
+
+from helpers import tiny_bert_encoder
+from helpers.benchmarks import make_beir, make_followir, make_heldout
 
 REPO = Path(__file__).resolve().parents[1]
 BIRCO = REPO.parent / "shared" / "data" / "birco"

@@ -1,66 +1,16 @@
 """The mteb 2 encoder against the real mteb package, offline: a local retrieval task built on disk, DataLoader input."""
 
-import json
-from pathlib import Path
-
 import mteb
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
-from helpers import tiny_bert_encoder
-from mteb.abstasks.retrieval import AbsTaskRetrieval
-from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
-from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.types import PromptType
-from test_eval_helpers import make_beir
 from torch.utils.data import DataLoader
 
-from infembed.eval.benchmarks import read_qrels
 from infembed.eval.mteb_adapter import MTEBEncoder
 
-
-def local_task(root: Path) -> AbsTaskRetrieval:
-    """An mteb retrieval task over a BEIR folder on disk (corpus.jsonl, queries.jsonl with instructions, qrels)."""
-
-    def rows(name, rename):
-        lines = (root / name).read_text().splitlines()
-        return [{rename.get(k, k): v for k, v in json.loads(line).items()} for line in lines]
-
-    class LocalInstructionRetrieval(AbsTaskRetrieval):
-        metadata = TaskMetadata(
-            name="LocalInstructionRetrieval",
-            description="A BEIR folder written by the test.",
-            reference=None,
-            dataset={"path": str(root), "revision": "local"},
-            type="InstructionRetrieval",
-            category="t2t",
-            modalities=["text"],
-            eval_splits=["test"],
-            eval_langs=["eng-Latn"],
-            main_score="ndcg_at_10",
-            date=None,
-            domains=None,
-            task_subtypes=None,
-            license=None,
-            annotations_creators=None,
-            dialect=None,
-            sample_creation=None,
-            bibtex_citation="",
-        )
-
-        def load_data(self, num_proc=None, **kwargs):
-            corpus = [{"title": "", **row} for row in rows("corpus.jsonl", {"_id": "id"})]
-            split = RetrievalSplitData(
-                corpus=Dataset.from_list(corpus),
-                queries=Dataset.from_list(rows("queries.jsonl", {"_id": "id"})),
-                relevant_docs=read_qrels(root / "qrels" / "test.tsv"),
-                top_ranked=None,
-            )
-            self.dataset = {"default": {"test": split}}
-            self.data_loaded = True
-
-    return LocalInstructionRetrieval()
+from helpers import tiny_bert_encoder
+from helpers.benchmarks import local_task, make_beir
 
 
 @pytest.fixture(scope="module")

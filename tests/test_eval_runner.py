@@ -4,13 +4,14 @@ import json
 
 import pytest
 import torch
-from test_eval_helpers import BagOfWordsEncoder, make_beir, make_followir, make_heldout
 
 from infembed.errors import ConfigError
 from infembed.eval import evaluate_from_config, evaluate_synthetic
 from infembed.eval.benchmarks import load_benchmark
 from infembed.eval.retrieval import cache_path, encode_corpus, exact_top_k, retrieve
 from infembed.eval.runner import evaluate_benchmark
+
+from helpers.benchmarks import BagOfWordsEncoder, make_beir, make_followir, make_heldout
 
 
 def test_exact_top_k_chunked_equals_full_sort():

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infembed.data.schema import validate_row
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "birco_realtext" / "make_rows.py"
@@ -48,6 +50,7 @@ def fake_birco(root: Path) -> None:
         )  # no test.tsv: reading it would fail
 
 
+@pytest.mark.e2e
 def test_rows_come_from_dev_judgements_and_pass_the_schema(tmp_path):
     fake_birco(tmp_path / "birco")
     out = tmp_path / "rows.jsonl"

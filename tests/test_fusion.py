@@ -10,10 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_bert_encoder
-from test_models_module import row
-from test_models_presets import compose_train
-from test_sweeps_configs import compose_hydra, expand
 
 from infembed.data.collator import TripletCollator
 from infembed.data.schema import expand_row
@@ -24,6 +20,10 @@ from infembed.models.checkpoint import encoder_from_record, encoder_record
 from infembed.models.fusion import attention_fusion
 from infembed.models.module import RetrievalModule
 from infembed.preflight import validate
+
+from helpers import tiny_bert_encoder
+from helpers.compose import compose_train, expand
+from helpers.training import row
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["what is a cat", "why do large dogs of the northern hills bark at night", "rain"]
@@ -100,10 +100,10 @@ def test_empty_instruction_is_the_mean_pooled_query(encoder):
 def test_mteb_evaluates_attention_through_encode_pairs(tmp_path):
     """mteb runs unchanged; the query side keeps the template's prefix (e5's "query: "), the instruction is raw."""
     import mteb
-    from test_eval_helpers import make_beir
-    from test_eval_mteb import local_task
 
     from infembed.eval.mteb_adapter import MTEBEncoder
+
+    from helpers.benchmarks import local_task, make_beir
 
     e5 = tiny_bert_encoder(fusion="attention", pair_template="query: {query} {instruction}").eval()
     with torch.no_grad():
@@ -203,7 +203,7 @@ def test_checkpoint_round_trip_keeps_the_fusion(encoder):
 
 
 def test_fusion_ablation_crosses_losses_with_fusions():
-    cfg = compose_hydra(["experiment=fusion_ablation"])
+    cfg = compose_train("experiment=fusion_ablation", hydra_node=True)
     (jobs,) = expand(cfg, ["experiment=fusion_ablation"])
     assert len(jobs) == 11 * 2
     assert {o for job in jobs for o in job if o.startswith("model.fusion=")} == {
@@ -211,11 +211,12 @@ def test_fusion_ablation_crosses_losses_with_fusions():
         "model.fusion=attention",
     }
     job = dict(o.split("=", 1) for o in jobs[-1])
-    job_cfg = compose_hydra(["experiment=fusion_ablation", *jobs[-1]])
+    job_cfg = compose_train("experiment=fusion_ablation", *jobs[-1], hydra_node=True)
     assert job_cfg.experiment_name == "fusion_ablation"
     assert job_cfg.model.fusion == job["model.fusion"] and job_cfg.loss.name == job["loss"]
 
 
+@pytest.mark.e2e
 def test_smoke_run_with_attention_trains_and_writes_metrics(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(

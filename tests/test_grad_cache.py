@@ -10,34 +10,17 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from helpers import TINY_BERT, tiny_bert_encoder
 from torch.utils.data import DataLoader
 
-from infembed.data.collator import TripletCollator
 from infembed.losses import build_loss
 from infembed.losses.registry import LOSS_NAMES
 from infembed.models.grad_cache import all_reduce_gradients, chunks
 from infembed.models.module import RetrievalModule
 
+from helpers import TINY_BERT, tiny_bert_encoder
+from helpers.training import batches, max_diff, train
+
 NO_DROPOUT = {**TINY_BERT, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-
-
-def row(n: int) -> dict:
-    extra = " and more words" * (n % 3)  # texts of different lengths: chunks are padded to their own longest
-    return {
-        "query_positive": f"what is topic {n}{extra}",
-        "query_negative": f"who invented topic {n}",
-        "instruction_positive": "for children",
-        "instruction_negative": f"for experts number {n}{extra}",
-        "document_positive": f"kids topic {n} is fun{extra}",
-        "hard_negative_document_1": f"technical analysis of topic {n}",
-        "hard_negative_document_2": f"the inventor of topic {n}{extra}{extra}",
-    }
-
-
-def batches(module: RetrievalModule, steps: int = 3, rows: int = 2, offset: int = 0) -> list:
-    collator = TripletCollator(module.encoder.text, num_swap_negatives=2, seed=1)
-    return [collator([row(offset + rows * s + r) for r in range(rows)]) for s in range(steps)]
 
 
 def make(loss: str, chunk_size: int | None, overrides: dict = TINY_BERT) -> RetrievalModule:
@@ -55,24 +38,6 @@ def chunked_with_graph(module: RetrievalModule, size: int):
         return torch.cat([module.encoder(piece, tower) for piece in chunks(tokens, size)])
 
     return encode
-
-
-def train(module: RetrievalModule, data: list, sync=None, call=None) -> dict:
-    """SGD steps on fixed batches from a fixed random state -> the final weights (``call``: e.g. a DDP wrapper
-    whose forward is ``embed_batch``; ``sync``: run after each backward)."""
-    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
-    torch.manual_seed(1)
-    for batch in data:
-        optimizer.zero_grad()
-        module.loss_fn(**(call or module.embed_batch)(batch)).loss.backward()
-        if sync is not None:
-            sync(module)
-        optimizer.step()
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def max_diff(a: dict, b: dict) -> float:
-    return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
 @pytest.mark.parametrize("loss", LOSS_NAMES)
@@ -189,6 +154,7 @@ def _ranks(rank: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.e2e
 def test_two_gloo_ranks_all_losses():
     results = mp.Manager().dict()
     mp.spawn(_ranks, args=(29517, results), nprocs=2, join=True)

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ROWS = [{c: f"{c} {i}" for c in COLUMNS} for i in range(12)]
 
 
+@pytest.mark.e2e
 def test_run_without_network_stops_before_loading_anything(tmp_path):
     env = {
         **os.environ,

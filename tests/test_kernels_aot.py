@@ -12,6 +12,7 @@ import pytest
 from infembed.kernels import aot
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_every_tile_compiles_for_sm90a_without_spills_and_bf16_uses_wgmma(tmp_path):
     """In a fresh process: this one runs the kernels under TRITON_INTERPRET=1, which cannot compile them."""

@@ -189,6 +189,7 @@ def test_missing_triton_is_a_clear_error(monkeypatch):
     assert resolve_backend("auto", "cuda") == "chunked"
 
 
+@pytest.mark.e2e
 def test_import_does_not_import_triton():
     import subprocess
     import sys

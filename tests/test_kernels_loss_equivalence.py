@@ -4,9 +4,10 @@ interpreter on CPU) as with kernel=naive, and with kernel=chunked."""
 import pytest
 import torch
 import triton  # noqa: F401  (a hard requirement: a broken install must fail, not skip)
-from helpers import tiny_bert_encoder
 
 from infembed import losses
+
+from helpers import tiny_bert_encoder
 
 pytestmark = [pytest.mark.kernel, pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")]
 

@@ -98,6 +98,7 @@ def test_every_n_steps_must_be_positive():
         StepProgress(every_n_steps=0)
 
 
+@pytest.mark.e2e
 def test_piped_run_prints_plain_lines_once_and_no_tips(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(

@@ -6,9 +6,6 @@ import functools
 
 import pytest
 import torch
-from helpers import MINILM
-from test_grad_cache import batches, max_diff, train
-from transformers import AutoTokenizer, Qwen2Config
 
 from infembed.errors import ConfigError
 from infembed.export import main as export_main
@@ -17,26 +14,10 @@ from infembed.models.checkpoint import load_encoder
 from infembed.models.encoder import BiEncoder
 from infembed.models.module import RetrievalModule
 
+from helpers.training import batches, max_diff, train
+
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 TEXTS = ["kids topic 1 is fun", "technical analysis of a long topic with many words"]
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("tiny_qwen")
-    tokenizer = AutoTokenizer.from_pretrained(MINILM)
-    Qwen2Config(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-    ).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def decoder(folder: str, **kwargs) -> BiEncoder:

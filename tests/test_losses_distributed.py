@@ -78,6 +78,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.e2e
 def test_two_process_gloo_matches_single_process():
     mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD, join=True)
 

@@ -2,7 +2,6 @@ import shutil
 
 import pytest
 import torch
-from helpers import MINILM, TINY_BERT, tiny_bert_encoder
 
 from infembed.data.collator import TripletCollator
 from infembed.errors import CheckpointError, ConfigError
@@ -10,6 +9,8 @@ from infembed.losses import build_loss
 from infembed.models.checkpoint import load_encoder
 from infembed.models.encoder import BiEncoder, pool
 from infembed.models.module import RetrievalModule
+
+from helpers import MINILM, TINY_BERT, tiny_bert_encoder
 
 
 @pytest.fixture(scope="module")

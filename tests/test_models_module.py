@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from helpers import tiny_bert_encoder
 
 from infembed.data.collator import TripletCollator
 from infembed.errors import ConfigError
@@ -11,17 +10,8 @@ from infembed.losses import build_loss
 from infembed.models.module import RetrievalModule
 from infembed.models.schedules import lr_factor, warmup_schedule
 
-
-def row(n: int) -> dict:
-    return {
-        "query_positive": f"what is topic {n}",
-        "query_negative": f"who invented topic {n}",
-        "instruction_positive": "for children",
-        "instruction_negative": f"for experts number {n}",
-        "document_positive": f"kids topic {n} is fun",
-        "hard_negative_document_1": f"technical analysis of topic {n}",
-        "hard_negative_document_2": f"the inventor of topic {n}",
-    }
+from helpers import tiny_bert_encoder
+from helpers.training import row
 
 
 def tiny_module(loss: str, **kwargs) -> RetrievalModule:

@@ -3,19 +3,13 @@ backbone swapped for a tiny random Qwen2 folder, so the preset's LoRA module nam
 architecture), trainer=fsdp (its strategy object), and the cache-using sweeps."""
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from test_config_compose import CONF
-from test_lora import tiny_qwen  # noqa: F401  (fixture)
 
 from infembed.errors import ConfigError
 from infembed.losses import build_loss
 from infembed.preflight import validate
 
-
-def compose_train(*overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+from helpers.compose import compose_train
 
 
 @pytest.mark.parametrize("preset, chunk", [("qwen2_5_3b", 64), ("qwen2_5_7b", 32)])

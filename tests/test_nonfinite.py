@@ -6,7 +6,6 @@ import json
 import lightning as L
 import pytest
 import torch
-from helpers import tiny_bert_encoder
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from infembed.callbacks.nonfinite import NonFiniteError, NonFiniteGuard
@@ -14,6 +13,8 @@ from infembed.data.datamodule import InfIRDataModule
 from infembed.data.schema import COLUMNS
 from infembed.losses import build_loss
 from infembed.models.module import RetrievalModule
+
+from helpers import tiny_bert_encoder
 
 POISON = "zebra"  # a word of the MiniLM vocabulary; its passage embeds to NaN below
 

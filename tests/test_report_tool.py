@@ -136,6 +136,7 @@ def study(tmp_path_factory) -> dict:
     return {"root": root, "evaluate": evaluate, "out": out, "result": result, "values": values, "u": u}
 
 
+@pytest.mark.e2e
 def test_configurations_show_mean_and_t_interval_over_seeds(study):
     assert study["result"].returncode == 0, study["result"].stderr
     text = study["result"].stdout
@@ -165,6 +166,7 @@ def test_configurations_show_mean_and_t_interval_over_seeds(study):
     assert "8 of 10 runs finished, 4 configurations" in text
 
 
+@pytest.mark.e2e
 def test_failed_and_never_started_runs_are_listed(study):
     text = study["result"].stdout
     assert "- `loss=c seed=2` in" in text and "no metrics.json" in text
@@ -172,6 +174,7 @@ def test_failed_and_never_started_runs_are_listed(study):
     assert "task=evaluate" not in text.split("## Failed or missing runs")[1]
 
 
+@pytest.mark.e2e
 def test_paired_tests_against_the_best_configuration(study):
     text = study["result"].stdout
     assert "each configuration against the best on after/synthetic/p-mrr, `loss=b`" in text
@@ -193,6 +196,7 @@ def test_paired_tests_against_the_best_configuration(study):
     assert low < 100 * np.mean(seed_mean["a"] - seed_mean["b"]) < high < 0
 
 
+@pytest.mark.e2e
 def test_identical_per_query_values_give_p_one(study, tmp_path):
     result = report(
         study["root"], "--out", tmp_path, "--compare", "loss=a", "loss=c", "--permutations", "2000"
@@ -204,6 +208,7 @@ def test_identical_per_query_values_give_p_one(study, tmp_path):
     assert row.endswith("| 50 | +0.0 | [+0.0, +0.0] | 1.0000 |")
 
 
+@pytest.mark.e2e
 def test_sign_flip_p_value_is_exact_for_three_queries(tmp_path):
     """d = (0.1, −0.1, 0.2): of the 8 sign patterns, |Σ ε d| ≥ 0.2 for 6 (sums ±0.2, ±0.4, ±0.2) → p = 6/8."""
     root = tmp_path / "tiny"
@@ -218,6 +223,7 @@ def test_sign_flip_p_value_is_exact_for_three_queries(tmp_path):
     )
 
 
+@pytest.mark.e2e
 def test_baseline_and_unknown_configuration(study, tmp_path, capsys):
     assert (
         main([str(study["root"]), "--out", str(tmp_path), "--baseline", "loss=c", "--permutations", "100"])
@@ -232,6 +238,7 @@ def test_baseline_and_unknown_configuration(study, tmp_path, capsys):
     )
 
 
+@pytest.mark.e2e
 def test_plots_carry_the_intervals(study, monkeypatch, tmp_path):
     """The bar plot's error bars are the table's half-widths (none for one seed)."""
     import matplotlib.axes
@@ -259,6 +266,7 @@ def test_model_plot_uses_parameter_count(tmp_path):
     assert (tmp_path / "out" / "metrics_vs_model.png").is_file()
 
 
+@pytest.mark.e2e
 def test_malformed_metrics_is_one_clear_error(tmp_path):
     job = make_job(tmp_path / "r", 0, ["loss=x"], None)
     (job / "metrics.json").write_text("{not json")

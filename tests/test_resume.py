@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.training import same
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 5
 COMMON = (
@@ -40,17 +42,6 @@ def run(*overrides, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return result
 
 
-def same(a, b) -> bool:
-    """Exact equality of nested checkpoint values (tensors bit for bit)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
 def logged_losses(run_dir: Path, first_step: int) -> list[tuple]:
     rows = []
     for path in sorted(run_dir.glob("csv/version_*/metrics.csv")):
@@ -77,6 +68,7 @@ def assert_identical_to_uninterrupted(cwd: Path, overrides: tuple, resume_from: 
     assert len(losses) == STEPS - resume_from and losses == logged_losses(cwd / "resumed", resume_from)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_from_a_middle_step_is_bit_identical(tmp_path, workers):
     # step 3 is odd: with 2 workers the resumed loader must start from the worker that owns batch 3
@@ -84,10 +76,12 @@ def test_resume_from_a_middle_step_is_bit_identical(tmp_path, workers):
 
 
 # two 2-process DDP runs plus the resume: about 2-3 minutes on a 2-core machine
+@pytest.mark.e2e
 def test_resume_under_two_gloo_ranks_is_bit_identical(tmp_path):
     assert_identical_to_uninterrupted(tmp_path, DDP, resume_from=3)
 
 
+@pytest.mark.e2e
 def test_resume_with_other_data_settings_is_refused(tmp_path):
     run(*COMMON, "trainer.max_steps=1", f"hydra.run.dir={tmp_path}/a", cwd=tmp_path)
     result = run(

@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_py as run
+
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity"}
-
-
-def run(*overrides, cwd):
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +34,7 @@ def smoke(tmp_path_factory):
     return cwd, result
 
 
+@pytest.mark.e2e
 def test_smoke_run_trains_evaluates_and_writes_results(smoke):
     cwd, result = smoke
     metrics = json.loads((cwd / "run" / "metrics.json").read_text())
@@ -66,6 +57,7 @@ def test_smoke_run_trains_evaluates_and_writes_results(smoke):
     assert "batch sizes:" in result.stderr + result.stdout  # the derived-size log line
 
 
+@pytest.mark.e2e
 def test_checkpoint_evaluates_with_text_overrides(smoke, tmp_path):
     cwd, _ = smoke
     from infembed.data.synthetic import generate
@@ -84,6 +76,7 @@ def test_checkpoint_evaluates_with_text_overrides(smoke, tmp_path):
     assert not (tmp_path / "ev2" / "metrics.json").exists()
 
 
+@pytest.mark.e2e
 def test_malformed_training_file_stops_before_training(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query_positive": "q"\n')
@@ -97,6 +90,7 @@ def test_malformed_training_file_stops_before_training(tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("override, listed", [("loss=nope", "multi_p_i"), ("model=nope", "minilm")])
 def test_unknown_choice_lists_valid_ones(tmp_path, override, listed):
     result = run("debug=smoke", override, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
@@ -123,6 +117,7 @@ WRONG = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("override, expected", WRONG, ids=[o for o, _ in WRONG])
 def test_wrong_command_lines_fail_with_one_line(tmp_path, override, expected):
     result = run("debug=smoke", "logger=csv", override, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
@@ -133,6 +128,7 @@ def test_wrong_command_lines_fail_with_one_line(tmp_path, override, expected):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.e2e
 def test_evaluate_task_without_benchmark_is_a_clear_error(tmp_path):
     result = run("task=evaluate", "model=tiny", f"hydra.run.dir={tmp_path}/ev", cwd=tmp_path)
     assert result.returncode == 1
@@ -140,6 +136,7 @@ def test_evaluate_task_without_benchmark_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.e2e
 def test_an_internal_error_keeps_its_traceback(tmp_path):
     """Not a UserError (a bug, a library's ValueError): run.py prints its whole traceback, not one line."""
     script = tmp_path / "buggy_run.py"

@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
-from test_resume import same
+
+from helpers.training import same
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 40
@@ -59,6 +61,7 @@ def interrupt(run_dir: Path, cwd: Path, signum: int, after_step: int, *overrides
     return step
 
 
+@pytest.mark.e2e
 def test_signals_checkpoint_the_step_and_the_requeued_run_continues_exactly(tmp_path):
     job = tmp_path / "job"  # a requeued job reruns in the same directory
     first = interrupt(job, tmp_path, signal.SIGTERM, 0)

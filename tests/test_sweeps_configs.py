@@ -6,31 +6,16 @@ from pathlib import Path
 
 import hydra
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from infembed.config import register_resolvers
+from helpers.compose import CONF, compose_train, expand
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml") if not p.stem.startswith("_"))
 EXPECTED_JOBS = {"loss_ablation": 11, "batch_scaling": 2 * 5, "model_scale": 5, "full_grid": 11 * 3 * 3}
-register_resolvers()
 
 
 def compose_hydra(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
-
-
-def expand(cfg, overrides: list[str]) -> list[list[list[str]]]:
-    """The job batches Hydra's BasicSweeper makes from the sweep params plus the command-line overrides."""
-    sweeper = cfg.hydra.sweeper
-    arguments = [f"{k}={v}" for k, v in sweeper.params.items()] + overrides
-    return BasicSweeper.split_arguments(
-        OverridesParser.create().parse_overrides(arguments), sweeper.max_batch_size
-    )
+    return compose_train(*overrides, hydra_node=True)
 
 
 def test_every_sweep_file_is_tested():

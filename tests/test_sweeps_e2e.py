@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from infembed.config import register_resolvers
@@ -23,6 +24,7 @@ def pregenerate_data(cwd: Path) -> None:
     synthetic.ensure(synthetic_dir(cfg.data.train_source), **cfg.data.synthetic)
 
 
+@pytest.mark.e2e
 def test_grid_through_local_launcher_and_report(tmp_path):
     pregenerate_data(tmp_path)
     sweep_dir = tmp_path / "multirun"

@@ -88,6 +88,7 @@ def two_runs(tmp_path_factory):
     return cwd, [read_run(f) for f in folders], folders, outputs
 
 
+@pytest.mark.e2e
 def test_resumed_job_continues_the_same_run(two_runs):
     cwd, runs, folders, _ = two_runs
     assert len(folders) == 2
@@ -101,6 +102,7 @@ def test_resumed_job_continues_the_same_run(two_runs):
     )  # no ckpt_path
 
 
+@pytest.mark.e2e
 def test_results_and_checkpoint_are_artifacts_offline(two_runs):
     _, runs, _, _ = two_runs
     for run in runs:
@@ -110,6 +112,7 @@ def test_results_and_checkpoint_are_artifacts_offline(two_runs):
         }
 
 
+@pytest.mark.e2e
 def test_config_logged_once_and_nested(two_runs):
     cwd, runs, _, _ = two_runs
     top_level = sorted(yaml.safe_load((cwd / "job" / ".hydra" / "config.yaml").read_text()))
@@ -117,6 +120,7 @@ def test_config_logged_once_and_nested(two_runs):
         assert sorted(run["config_keys"]) == top_level  # each key once; no flattened "module/..." copies
 
 
+@pytest.mark.e2e
 def test_resumed_progress_starts_at_the_checkpoint_step(two_runs):
     _, _, _, (first, resumed) = two_runs
     assert "training from step 0 to 6" in first

@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
-from helpers import TINY_BERT, tiny_bert_encoder
-from test_run_smoke import run
 
 from infembed.errors import CheckpointError
 from infembed.models.weight_ensemble import interpolate
+
+from helpers import TINY_BERT, tiny_bert_encoder
+from helpers import run_py as run
 
 
 def test_interpolation_is_the_weighted_average_of_the_two_encoders():
@@ -36,6 +37,7 @@ def test_other_architecture_and_lora_are_refused():
         interpolate(lora, tiny_bert_encoder(), 0.5)
 
 
+@pytest.mark.e2e
 def test_run_py_wise_ft_endpoints_reproduce_untrained_and_trained_scores(tmp_path):
     from infembed.data.synthetic import generate
 
@@ -73,6 +75,7 @@ def test_run_py_wise_ft_endpoints_reproduce_untrained_and_trained_scores(tmp_pat
     )  # the endpoints are distinguishable
 
 
+@pytest.mark.e2e
 def test_wise_ft_without_a_pretrained_start_is_refused(tmp_path):
     (tmp_path / "some.ckpt").write_bytes(b"never read: the config is refused first")
     result = run(

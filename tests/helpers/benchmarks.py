@@ -1,4 +1,4 @@
-"""Shared helpers for the eval tests: a deterministic bag-of-words encoder and tiny benchmark folders on disk."""
+"""For the eval tests: a deterministic bag-of-words encoder and tiny benchmark folders on disk."""
 
 import hashlib
 import json
@@ -6,9 +6,15 @@ import re
 from pathlib import Path
 
 import torch
-from helpers import MINILM
+from datasets import Dataset
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
+from mteb.abstasks.task_metadata import TaskMetadata
 
+from infembed.eval.benchmarks import read_qrels
 from infembed.text import TextSpec
+
+from helpers import MINILM
 
 
 class BagOfWordsEncoder:
@@ -125,3 +131,46 @@ def make_heldout(path: Path, n: int = 4) -> Path:
     ]
     write_jsonl(path, rows)
     return path
+
+
+def local_task(root: Path) -> AbsTaskRetrieval:
+    """An mteb retrieval task over a BEIR folder on disk (corpus.jsonl, queries.jsonl with instructions, qrels)."""
+
+    def rows(name, rename):
+        lines = (root / name).read_text().splitlines()
+        return [{rename.get(k, k): v for k, v in json.loads(line).items()} for line in lines]
+
+    class LocalInstructionRetrieval(AbsTaskRetrieval):
+        metadata = TaskMetadata(
+            name="LocalInstructionRetrieval",
+            description="A BEIR folder written by the test.",
+            reference=None,
+            dataset={"path": str(root), "revision": "local"},
+            type="InstructionRetrieval",
+            category="t2t",
+            modalities=["text"],
+            eval_splits=["test"],
+            eval_langs=["eng-Latn"],
+            main_score="ndcg_at_10",
+            date=None,
+            domains=None,
+            task_subtypes=None,
+            license=None,
+            annotations_creators=None,
+            dialect=None,
+            sample_creation=None,
+            bibtex_citation="",
+        )
+
+        def load_data(self, num_proc=None, **kwargs):
+            corpus = [{"title": "", **row} for row in rows("corpus.jsonl", {"_id": "id"})]
+            split = RetrievalSplitData(
+                corpus=Dataset.from_list(corpus),
+                queries=Dataset.from_list(rows("queries.jsonl", {"_id": "id"})),
+                relevant_docs=read_qrels(root / "qrels" / "test.tsv"),
+                top_ranked=None,
+            )
+            self.dataset = {"default": {"test": split}}
+            self.data_loaded = True
+
+    return LocalInstructionRetrieval()
