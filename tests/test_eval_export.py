@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from sentence_transformers import SentenceTransformer
 
 from infembed.errors import CheckpointError
@@ -41,8 +42,7 @@ def test_exported_folder_reproduces_embeddings_with_plain_transformers(tmp_path,
     meta = json.loads((out / "infembed.json").read_text())
     assert meta["pair_template"] == "Q: {query} I: {instruction}" and meta["pooling"] == pooling
     pool_cfg = json.loads((out / "1_Pooling" / "config.json").read_text())
-    assert pool_cfg["pooling_mode_mean_tokens"] == (pooling == "mean")
-    assert pool_cfg["pooling_mode_cls_token"] == (pooling == "cls")
+    assert pool_cfg["pooling_mode"] == pooling  # sentence-transformers' own Pooling module wrote it
     assert (out / "2_Normalize").is_dir() == normalize
     pair_texts = [meta["pair_template"].format(query=q, instruction=i).strip() for q, i in PAIRS]
     expected_pairs = enc.encode_pairs([q for q, _ in PAIRS], [i for _, i in PAIRS])
@@ -79,7 +79,9 @@ def test_templates_no_prompt_can_express_warn_and_write_no_prompt(tmp_path):
     with pytest.warns(ExportWarning) as caught:
         out = export_sentence_transformers(enc, tmp_path / "export")
     assert [str(w.message).split(" template")[0] for w in caught] == ["export: pair", "export: passage"]
-    assert json.loads((out / "config_sentence_transformers.json").read_text())["prompts"] == {}
+    written = json.loads((out / "config_sentence_transformers.json").read_text())["prompts"]
+    assert not any(written.values())  # sentence-transformers' defaults only: empty query and document prompts
+    assert "What this export cannot express" in (out / "README.md").read_text()
     model = SentenceTransformer(str(out), device="cpu")  # encode_query then takes the finished pair text
     got = model.encode_query([enc.text.format_pair("cats", "briefly")], convert_to_tensor=True)
     assert torch.allclose(got.cpu(), enc.encode_pairs(["cats"], ["briefly"]), atol=1e-5)
@@ -105,27 +107,40 @@ def test_export_cli_from_a_lightning_checkpoint_writes_a_model_card(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / ".hydra").mkdir()
-    (run / ".hydra" / "config.yaml").write_text("data:\n  train_source: /data/inf_ir/train.jsonl\n")
+    (run / ".hydra" / "config.yaml").write_text(
+        "paths:\n  root_dir: /nowhere\n  data_dir: ${paths.root_dir}/data\n"
+        "model:\n  backbone: org/some-backbone\n  random_init: false\n"
+        "data:\n  train_source: ${paths.data_dir}/inf_ir/train.jsonl\n"
+    )
+    (run / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    cwd: /data/project\n")
     ckpt = run / "checkpoints" / "last.ckpt"
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)  # what Lightning adds when it writes a .ckpt
     torch.save(checkpoint, ckpt)
-    (run / "metrics.json").write_text(json.dumps({"after": {"p-mrr": 0.5}}))
+    metrics = {"after": {"synthetic": {"p-mrr": 0.5, "ndcg@10": 0.25}}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
     out = main(
         ["--ckpt", str(ckpt), "--out", str(tmp_path / "export"), "--metrics", str(run / "metrics.json")]
     )
     expected = module.encoder.encode_passages(PASSAGES)
     assert torch.allclose(_manual_embed(out, PASSAGES, "mean", True), expected, atol=1e-5)
     card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["base_model"] == "org/some-backbone" and header["library_name"] == "sentence-transformers"
+    assert "datasets" not in header  # a local file is no hub dataset id
+    assert header["model-index"][0]["results"][0]["metrics"] == [
+        {"type": "p-mrr", "value": 0.5},
+        {"type": "ndcg@10", "value": 0.25},
+    ]
     for fact in (
-        "pooling `mean`",
-        "'{query} {instruction}'",
-        "- loss: uni_p",
-        "- data: /data/inf_ir/train.jsonl",
-        '"p-mrr": 0.5',
-        "32-dim",
+        "infembed.losses.registry.UniPLoss",
+        '"temperature": 0.05',
+        "/data/project/data/inf_ir/train.jsonl",  # resolved against the directory the run started from
+        "| synthetic | p-mrr | – | 50.0 |",
+        "32 dimensions",
     ):
         assert fact in card, fact
+    assert "${" not in card and ".cache/infembed" not in card
 
 
 def test_export_cli_wise_ft_writes_the_interpolated_weights(tmp_path):
