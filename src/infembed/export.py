@@ -160,10 +160,11 @@ def _save_backbone(encoder, folder: Path) -> None:
 class InfembedCardData(SentenceTransformerModelCardData):
     """sentence-transformers' card data plus infembed's own evaluation (its evaluators are not ST evaluators).
 
-    ``metrics`` is a ``metrics.json`` payload; it becomes the "Evaluation" table and the ``model-index`` metadata.
+    ``evaluation`` is a ``metrics.json`` payload; its stages become the "Evaluation" table and the ``model-index``
+    metadata (not named ``metrics``: that card field is the YAML list of metric ids).
     """
 
-    metrics: dict | None = None
+    evaluation: dict | None = None
     caveats: list[str] = dataclasses.field(default_factory=list)
 
     def generate_usage_snippet(self) -> str:
@@ -186,14 +187,15 @@ class InfembedCardData(SentenceTransformerModelCardData):
 
     def to_dict(self) -> dict:
         data = super().to_dict()  # the dict the template and the YAML header are rendered from
-        if self.metrics:
-            after = self.metrics.get("after") or {}
+        data.pop("evaluation", None)
+        if self.evaluation:
+            after = self.evaluation.get("after") or {}
             data["eval_metrics"] = [
                 {
                     "description": "infembed evaluation (before and after training)",
                     "dataset_name": list(after),
                     "class_name": "infembed.eval.runner.evaluate_benchmark",
-                    "table": results_table(self.metrics),
+                    "table": results_table(self.evaluation),
                 }
             ]
             data["model-index"] = [
@@ -239,7 +241,7 @@ def card_data(encoder, provenance: Provenance, metrics: dict | None, caveats: li
         tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "dense", "infembed"],
         local_files_only=True,  # nothing is looked up on the hub: the export works offline
         generate_widget_examples=False,
-        metrics=metrics,
+        evaluation=metrics,
         caveats=caveats,
     )
     card.base_model = provenance.base_model
@@ -331,6 +333,18 @@ def license_of(backbone: str | None) -> str | None:
     return ModelCard.load(str(readme)).data.get("license") if readme.is_file() else None
 
 
+def data_name(cfg) -> str | None:
+    """The training data as the card names it: the synthetic generator's settings, or the resolved source."""
+    from omegaconf import OmegaConf
+
+    synthetic = OmegaConf.select(cfg, "data.synthetic")
+    if synthetic is not None:
+        settings = ", ".join(f"{k}={v}" for k, v in OmegaConf.to_container(synthetic, resolve=True).items())
+        return f"infembed synthetic instruction-following data ({settings})"
+    source = OmegaConf.select(cfg, "data.train_source")
+    return str(source) if source is not None else None
+
+
 def provenance_of(ckpt: str | os.PathLike, base_model: str | None = None) -> Provenance:
     """Loss (recorded in the checkpoint), backbone and data (the run's resolved Hydra config, when present)."""
     record = torch.load(ckpt, map_location="cpu", weights_only=False).get("infembed", {})
@@ -342,8 +356,7 @@ def provenance_of(ckpt: str | os.PathLike, base_model: str | None = None) -> Pro
 
         model = cfg.get("model") or {}
         backbone = None if model.get("random_init") else OmegaConf.select(cfg, "model.backbone")
-        data = OmegaConf.select(cfg, "data.train_source")
-        provenance.data = str(data) if data is not None else None
+        provenance.data = data_name(cfg)
     provenance.base_model = base_model or base_model_of(backbone)
     provenance.license = license_of(backbone)
     return provenance
