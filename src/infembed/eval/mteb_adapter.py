@@ -5,9 +5,18 @@
     model = MTEBEncoder(encoder, name="infembed/minilm")       # encoder: BiEncoder, e.g. a checkpoint's
     mteb.evaluate(model, mteb.get_benchmark("FollowIR").tasks)
 
-or in one command (a checkpoint, or a plain backbone with the default templates)::
+or in one command (a checkpoint, or a plain backbone with the default templates), on registered mteb tasks or on
+local benchmark folders (BEIR, BIRCO or FollowIR format, read and checked by :mod:`infembed.eval.benchmarks`)::
 
     python -m infembed.eval.mteb_adapter --ckpt CKPT --benchmark FollowIR [--tasks NAME ...] [--out DIR]
+    python -m infembed.eval.mteb_adapter --ckpt CKPT --folder /data/birco/arguana /data/followir/robust04
+
+A folder becomes an mteb retrieval task (:func:`folder_task`): queries with their instructions, qrels of the split,
+and the pool the project's evaluation reranks (``candidates.jsonl``, or BIRCO-style judged pools) as mteb's
+``top_ranked``. A FollowIR-format folder becomes mteb's FollowIR layout: each query twice, ``<id>-og`` under the
+original instruction with the original qrels and ``<id>-changed`` under the changed one, and p-MRR (mteb's own
+``evaluate_p_mrr_change``) as the main score. The scores of every task and their mean are printed. A task whose data
+is on the Hugging Face hub, asked for offline, stops with one line (:class:`HubUnavailable`).
 
 mteb 2 protocol (``mteb.models.EncoderProtocol``): ``encode(inputs: DataLoader, *, task_metadata, hf_split,
 hf_subset, prompt_type, **kwargs)`` -> (n, D) array, ``similarity`` / ``similarity_pairwise`` (cosine for a
@@ -26,16 +35,28 @@ scores for another of the same name.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import mteb
 import numpy as np
 import torch
+from datasets import Dataset
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
+from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.models import ModelMeta
 from mteb.types import PromptType
 
-from infembed.eval.benchmarks import passage_text
+from infembed.errors import UserError
+from infembed.eval.benchmarks import FollowIRBenchmark, load_benchmark, passage_text
+from infembed.eval.runner import candidate_pools
+
+
+class HubUnavailable(UserError):
+    """An mteb task needs the Hugging Face hub, which cannot be reached (offline mode, no network)."""
 
 
 def model_meta(encoder, name: str) -> ModelMeta:
@@ -124,6 +145,110 @@ class MTEBEncoder:
         return (a * b).sum(-1)  # (n,)
 
 
+def _followir_split(bench: FollowIRBenchmark) -> RetrievalSplitData:
+    """mteb's FollowIR layout: every query as ``<id>-og`` (original instruction and qrels) and ``<id>-changed``."""
+    pools = candidate_pools(bench, "auto")
+    queries, qrels, top_ranked = [], {}, {}
+    for suffix, instructions, judged in (
+        ("og", bench.instruction_og, bench.qrels_og),
+        ("changed", bench.instruction_changed, bench.qrels_changed),
+    ):
+        for qid, text in bench.queries.items():
+            queries.append({"id": f"{qid}-{suffix}", "text": text, "instruction": instructions.get(qid, "")})
+            qrels[f"{qid}-{suffix}"] = {doc: int(rel) for doc, rel in judged.get(qid, {}).items()}
+            if pools is not None:
+                top_ranked[f"{qid}-{suffix}"] = list(pools.get(qid, ()))
+    return RetrievalSplitData(
+        corpus=Dataset.from_list([{"id": d, "text": t} for d, t in bench.corpus.items()]),
+        queries=Dataset.from_list(queries),
+        relevant_docs=qrels,
+        top_ranked=top_ranked or None,
+    )
+
+
+def _retrieval_split(bench) -> RetrievalSplitData:
+    pools = candidate_pools(bench, "auto")
+    queries = [
+        {"id": q, "text": t, "instruction": bench.instructions.get(q, "")} for q, t in bench.queries.items()
+    ]
+    return RetrievalSplitData(
+        corpus=Dataset.from_list([{"id": d, "text": t} for d, t in bench.corpus.items()]),
+        queries=Dataset.from_list(queries),
+        relevant_docs={q: {d: int(r) for d, r in docs.items()} for q, docs in bench.qrels.items()},
+        top_ranked=pools,
+    )
+
+
+def folder_task(path: str, split: str = "test") -> AbsTaskRetrieval:
+    """An mteb retrieval task over a local benchmark folder (see the module docstring), named after the folder."""
+    bench = load_benchmark(path, split)
+    followir = isinstance(bench, FollowIRBenchmark)
+    split_data = _followir_split(bench) if followir else _retrieval_split(bench)
+
+    class LocalFolderTask(AbsTaskRetrieval):
+        metadata = TaskMetadata(
+            name=bench.name,
+            description=f"The local benchmark folder {path} (split {split}).",
+            reference=None,
+            dataset={"path": str(path), "revision": bench.corpus_key or "local"},
+            type="InstructionReranking" if followir else "InstructionRetrieval",
+            category="t2t",
+            modalities=["text"],
+            eval_splits=[split],
+            eval_langs=["eng-Latn"],
+            main_score="p-MRR" if followir else "ndcg_at_10",
+            date=None,
+            domains=None,
+            task_subtypes=None,
+            license=None,
+            annotations_creators=None,
+            dialect=None,
+            sample_creation=None,
+            bibtex_citation="",
+        )
+
+        def load_data(self, num_proc=None, **kwargs):
+            self.dataset = {"default": {split: split_data}}
+            self.data_loaded = True
+
+        def task_specific_scores(self, scores, qrels, results, hf_split, hf_subset):
+            if not followir:
+                return {}
+            from mteb._evaluators.retrieval_metrics import evaluate_p_mrr_change
+
+            return evaluate_p_mrr_change(qrels, results, bench.changed_docs(), self.k_values)
+
+    return LocalFolderTask()
+
+
+def _is_offline_error(error: BaseException) -> bool:
+    """A failure to reach the hub: offline mode, or a connection error anywhere in the exception's chain."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    kinds = (OfflineModeIsEnabled, RequestsConnectionError, ConnectionError)
+    while error is not None:
+        if isinstance(error, kinds) or "offline mode" in str(error).lower():
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def evaluate(model, tasks, **kwargs):
+    """``mteb.evaluate`` that turns an unreachable hub into one :class:`HubUnavailable` line."""
+    try:
+        return mteb.evaluate(model, tasks, **kwargs)
+    except Exception as error:
+        if not _is_offline_error(error):
+            raise
+        names = ", ".join(task.metadata.name for task in tasks)
+        raise HubUnavailable(
+            f"mteb: the data of {names} is on the Hugging Face hub, which cannot be reached "
+            f"({type(error).__name__}; HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}): run once "
+            "with network access to fill the cache, or give local folders with --folder"
+        ) from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m infembed.eval.mteb_adapter", description=__doc__.splitlines()[0]
@@ -138,18 +263,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--tasks", nargs="*", default=[], help="mteb task names, e.g. Robust04InstructionRetrieval"
     )
+    parser.add_argument(
+        "--folder",
+        nargs="*",
+        default=[],
+        help="local benchmark folders (BEIR, BIRCO or FollowIR format), each one task",
+    )
+    parser.add_argument("--split", default="test", help="qrels split of the --folder tasks (default: test)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--out", default=None, help="mteb result cache folder (default: mteb's, ~/.cache/mteb)"
     )
     args = parser.parse_args(argv)
-    if not args.benchmark and not args.tasks:
-        parser.error("give --benchmark NAME or --tasks NAME [NAME ...]")
+    if not args.benchmark and not args.tasks and not args.folder:
+        parser.error("give --benchmark NAME, --tasks NAME [NAME ...] or --folder DIR [DIR ...]")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    tasks = list(mteb.get_benchmark(args.benchmark).tasks) if args.benchmark else []
+    tasks += list(mteb.get_tasks(tasks=args.tasks)) if args.tasks else []
+    tasks += [folder_task(folder, args.split) for folder in args.folder]  # checked before the model loads
     if args.ckpt:
         from infembed.models.checkpoint import load_encoder
 
@@ -159,18 +294,25 @@ def main(argv=None):
 
         encoder = BiEncoder(args.model, name=Path(args.model).stem)
     name = args.name or f"infembed/{encoder.name}"
-    tasks = list(mteb.get_benchmark(args.benchmark).tasks) if args.benchmark else []
-    tasks += list(mteb.get_tasks(tasks=args.tasks)) if args.tasks else []
-    cache = mteb.ResultCache(args.out) if args.out else None
-    kwargs = {"cache": cache} if cache else {}
-    results = mteb.evaluate(MTEBEncoder(encoder, name, args.batch_size), tasks, **kwargs)
-    for task_result in results.task_results:
-        print(f"{task_result.task_name}: {task_result.get_score():.4f}")
+    if args.folder:  # never cached: mteb keys results by task name, and a folder's content can change
+        kwargs = {"cache": None}
+    else:
+        kwargs = {"cache": mteb.ResultCache(args.out)} if args.out else {}
+    results = evaluate(MTEBEncoder(encoder, name, args.batch_size), tasks, **kwargs)
+    scores = [task_result.get_score() for task_result in results.task_results]
+    for task_result, score in zip(results.task_results, scores):
+        print(f"{task_result.task_name}: {score:.4f}")
+    if len(scores) > 1:
+        print(f"mean over {len(scores)} tasks: {sum(scores) / len(scores):.4f}")
     return results
 
 
+__all__ = ["HubUnavailable", "MTEBEncoder", "evaluate", "folder_task", "model_meta"]
+
+
 if __name__ == "__main__":
-    main()
-
-
-__all__ = ["MTEBEncoder", "model_meta"]
+    try:
+        main()
+    except UserError as err:  # one line, as run.py prints it
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -117,7 +117,7 @@ class BenchmarkSpec:
         return [True, False] if self.use_instruction == "both" else [bool(self.use_instruction)]
 
 
-def _pools(bench: RetrievalBenchmark | FollowIRBenchmark, mode: str) -> dict[str, list[str]] | None:
+def candidate_pools(bench: RetrievalBenchmark | FollowIRBenchmark, mode: str) -> dict[str, list[str]] | None:
     """The candidate pools to rerank, or None for full-corpus retrieval."""
     if mode == "retrieve":
         return None
@@ -143,7 +143,7 @@ def _runs(
 ) -> list[dict[str, dict[str, float]]]:
     """One run per instruction mapping, sharing the corpus embeddings."""
     qids = list(bench.queries)
-    pools = _pools(bench, mode)
+    pools = candidate_pools(bench, mode)
     doc_ids = list(dict.fromkeys(d for docs in pools.values() for d in docs)) if pools else list(bench.corpus)
     doc_emb = encode_corpus(
         encoder, bench.corpus, doc_ids, bench.corpus_key, cache_dir, batch_size, show_progress
@@ -254,6 +254,7 @@ __all__ = [
     "SYNTHETIC",
     "BenchmarkSpec",
     "EvalResult",
+    "candidate_pools",
     "evaluate_benchmark",
     "evaluate_from_config",
     "evaluate_synthetic",
