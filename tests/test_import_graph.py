@@ -2,7 +2,7 @@
 
 run.py → pipeline → {preflight, callbacks, models → {encoder, losses → kernels}};  data, eval, report stand
 apart (eval reads InF-IR rows through data.schema, the one row validator); results (the schema pipeline and
-report share), config, errors, text, hub_ids are leaves everyone may use.
+report share), config, errors, logs, text, hub_ids are leaves everyone may use.
 """
 
 import ast
@@ -65,6 +65,7 @@ FORBIDDEN = {
     ),
     "infembed.config": ("infembed.",),
     "infembed.errors": ("infembed.",),
+    "infembed.logs": ("infembed.",),
     "infembed.text": ("infembed.models", "infembed.data", "infembed.eval", "infembed.pipeline"),
 }
 

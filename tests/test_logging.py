@@ -119,7 +119,10 @@ def test_piped_run_prints_plain_lines_once_and_no_tips(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    steps = re.findall(r" - step (\d+)/6 \| train/loss .* triplets/s \| peak mem ", result.stdout)
+    steps = re.findall(
+        r" - step (\d+)/6 \| elapsed \d\d:\d\d \| ETA \d\d:\d\d \| train/loss .* triplets/s \| peak mem ",
+        result.stdout,
+    )
     assert steps == [str(s) for s in range(1, 7)]  # debug=smoke: log_every_n_steps=1, max_steps=6
     assert (
         "validation at step 3: val/loss" in result.stdout

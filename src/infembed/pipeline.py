@@ -33,6 +33,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from infembed.errors import ConfigError, UserError
+from infembed.logs import phase, quiet_library_bars
 from infembed.preflight import check_hub_access, validate
 from infembed.results import lookup, results_table, write_results
 from infembed.text import TextSpec
@@ -54,6 +55,7 @@ def instantiate(node: DictConfig, **kwargs):
 
 def run_task(cfg: DictConfig) -> float | None:
     validate(cfg)
+    quiet_library_bars()  # a file or SLURM log gets no \r bars from transformers / huggingface_hub / datasets
     check_hub_access(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -72,14 +74,17 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     try:
-        datamodule.prepare_data()  # generates the synthetic data (train and held-out evaluation sets)
+        with phase("preparing data"):
+            datamodule.prepare_data()  # generates the synthetic data (train and held-out evaluation sets)
         stages = {}
         if cfg.evaluation.before:
-            stages["before"] = evaluate(cfg, encoder, datamodule.heldout_dir)
+            with phase("evaluation before training"):
+                stages["before"] = evaluate(cfg, encoder, datamodule.heldout_dir)
         if logger:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        stages["after"] = evaluate(cfg, encoder, datamodule.heldout_dir)
+        with phase("evaluation after training"):
+            stages["after"] = evaluate(cfg, encoder, datamodule.heldout_dir)
         payload = report(cfg, output_dir, stages, encoder, logger)
         log_artifacts(logger, output_dir, trainer.checkpoint_callback)
         return payload
@@ -134,7 +139,9 @@ def evaluate_task(cfg: DictConfig, output_dir: Path) -> dict | None:
     if not has_benchmark(cfg):
         raise ConfigError("task=evaluate needs a benchmark: e.g. benchmark.path=DIR benchmark.split=test")
     encoder = load_encoder(cfg)
-    return report(cfg, output_dir, {"after": evaluate(cfg, encoder, None, output_dir)}, encoder, None)
+    with phase("evaluation"):
+        stages = {"after": evaluate(cfg, encoder, None, output_dir)}
+    return report(cfg, output_dir, stages, encoder, None)
 
 
 def has_benchmark(cfg: DictConfig) -> bool:
@@ -183,7 +190,8 @@ def evaluate(cfg: DictConfig, encoder, heldout_dir: Path | None, runs_dir: Path 
     encoder = encoder.to("cuda" if torch.cuda.is_available() else "cpu")
     rows = {}
     if heldout_dir is not None:
-        rows[SYNTHETIC] = evaluate_synthetic(encoder, heldout_dir, cfg.evaluation.batch_size)
+        with phase(f"{SYNTHETIC} held-out set"):
+            rows[SYNTHETIC] = evaluate_synthetic(encoder, heldout_dir, cfg.evaluation.batch_size)
     if has_benchmark(cfg):
         rows |= evaluate_from_config(encoder, instantiate(cfg.benchmark), runs_dir)
     if not rows:

@@ -5,7 +5,12 @@ Lightning's bars count the batches of an epoch. The training stream here is one 
 again at 0. :class:`StepProgress` counts from ``trainer.global_step`` (the restored step after a resume) to
 ``max_steps`` and reports, every ``every_n_steps`` steps and once at the end::
 
-    step 40/100 | train/loss 3.121 | lr 1.80e-05 | 52.3 triplets/s | peak mem 1.21 GiB (cuda)
+    step 40/100 | elapsed 00:31 | ETA 00:46 | train/loss 3.121 | lr 1.80e-05 | 52.3 triplets/s | peak mem 1.21 GiB (cuda)
+
+elapsed counts from this process's first step (a resumed run restarts it), ETA assumes the rate since then
+(:func:`infembed.logs.eta`). Training starts and ends with a line (``training from step 0 to 100``, ``training
+done: 100 steps in 01:17``). In a terminal the bar shows the same (tqdm's own elapsed and ETA) and log lines are
+printed above it (:func:`infembed.logs.safe_logging`), never on its line.
 
 triplets/s = (triplets of every device since the previous report) / (wall seconds since it), where one device's
 triplets per batch are ``batch.num_triplets`` and every device sees as many. Peak memory is
@@ -26,6 +31,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from tqdm import tqdm
 
 from infembed.errors import ConfigError
+from infembed.logs import bar, eta, safe_logging
 
 log = logging.getLogger(__name__)
 GIB = 2**30
@@ -54,6 +60,7 @@ class StepProgress(ProgressBar):
         self.interactive = interactive
         self.enabled = True
         self.bar: tqdm | None = None
+        self.redirect = None
 
     def disable(self) -> None:
         self.enabled = False
@@ -64,20 +71,14 @@ class StepProgress(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.enabled:
             return
-        self.reported_step = trainer.global_step
+        self.reported_step = self.start_step = trainer.global_step
         self.triplets = 0
-        self.clock = time.perf_counter()
+        self.clock = self.start = time.perf_counter()
+        log.info("training from step %d to %d", trainer.global_step, trainer.max_steps)
         if self.interactive if self.interactive is not None else sys.stdout.isatty():
-            self.bar = tqdm(
-                total=trainer.max_steps,
-                initial=trainer.global_step,
-                desc="train",
-                unit="step",
-                file=sys.stdout,
-                dynamic_ncols=True,
-            )
-        else:
-            log.info("training from step %d to %d", trainer.global_step, trainer.max_steps)
+            self.redirect = safe_logging()
+            self.redirect.__enter__()
+            self.bar = bar(total=trainer.max_steps, initial=trainer.global_step, desc="train", unit="step")
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
@@ -105,16 +106,25 @@ class StepProgress(ProgressBar):
             return
         if trainer.global_step > self.reported_step:
             self.report(trainer, pl_module)
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.close_bar()
+        steps = trainer.global_step - self.start_step
+        log.info(
+            "training done: %d steps in %s", steps, tqdm.format_interval(time.perf_counter() - self.start)
+        )
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        self.close_bar()
+
+    def close_bar(self) -> None:
+        """Close the bar (its last state stays on screen once) and give the console handlers back."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.redirect is not None:
+            self.redirect.__exit__(None, None, None)
+            self.redirect = None
 
     def report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """One line (or the bar's postfix) for the steps since the previous report."""
@@ -130,4 +140,9 @@ class StepProgress(ProgressBar):
         if self.bar is not None:
             self.bar.set_postfix_str(" | ".join(fields))
         else:
-            log.info("step %d/%d | %s", trainer.global_step, trainer.max_steps, " | ".join(fields))
+            timing = eta(
+                trainer.global_step - self.start_step, trainer.max_steps - self.start_step, now - self.start
+            )
+            log.info(
+                "step %d/%d | %s | %s", trainer.global_step, trainer.max_steps, timing, " | ".join(fields)
+            )

@@ -23,6 +23,7 @@ from infembed.eval.benchmarks import (
 from infembed.eval.metrics import DEFAULT_METRICS, evaluate_per_query, p_mrr_per_query, trec_ranking
 from infembed.eval.retrieval import encode_corpus, rerank, retrieve
 from infembed.eval.sensitivity import instruction_hits, read_heldout
+from infembed.logs import phase
 
 SYNTHETIC = "synthetic"  # the benchmark name of the synthetic held-out topics in results
 
@@ -145,9 +146,10 @@ def _runs(
     qids = list(bench.queries)
     pools = candidate_pools(bench, mode)
     doc_ids = list(dict.fromkeys(d for docs in pools.values() for d in docs)) if pools else list(bench.corpus)
-    doc_emb = encode_corpus(
-        encoder, bench.corpus, doc_ids, bench.corpus_key, cache_dir, batch_size, show_progress
-    )
+    with phase(f"{bench.name}: corpus embeddings of {len(doc_ids)} documents"):
+        doc_emb = encode_corpus(
+            encoder, bench.corpus, doc_ids, bench.corpus_key, cache_dir, batch_size, show_progress
+        )
     runs = []
     for mapping in instructions:
         query_emb = encoder.encode_pairs(  # (Q, D)
@@ -230,18 +232,19 @@ def evaluate_from_config(
         bench = load_benchmark(path, benchmark.split, benchmark.format, name)
         for use_instruction in benchmark.instruction_variants:
             row = bench.name if use_instruction else f"{bench.name} (no instruction)"
-            results[row] = evaluate_benchmark(
-                encoder,
-                bench,
-                list(benchmark.metrics),
-                use_instruction,
-                mode=benchmark.mode,
-                top_k=benchmark.top_k,
-                batch_size=benchmark.batch_size,
-                cache_dir=benchmark.cache_dir,
-                retrieval_backend=benchmark.retrieval_backend,
-                show_progress=show_progress,
-            )
+            with phase(f"evaluating {row}"):
+                results[row] = evaluate_benchmark(
+                    encoder,
+                    bench,
+                    list(benchmark.metrics),
+                    use_instruction,
+                    mode=benchmark.mode,
+                    top_k=benchmark.top_k,
+                    batch_size=benchmark.batch_size,
+                    cache_dir=benchmark.cache_dir,
+                    retrieval_backend=benchmark.retrieval_backend,
+                    show_progress=show_progress,
+                )
             if output_dir is not None:
                 write_run(
                     results[row].run,

@@ -31,6 +31,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from infembed.errors import ConfigError, check_choice
+from infembed.logs import progress
 from infembed.models.fusion import attention_fusion, swap_fusion
 from infembed.text import FUSIONS, TOWERS, TextSpec
 
@@ -237,10 +238,8 @@ class BiEncoder(nn.Module):
         order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
         out = torch.empty(len(lengths), self.dim, dtype=torch.float32)
         batches = range(0, len(lengths), batch_size)
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc=f"encode {tower}s", unit="batch")
+        if show_progress:  # a bar in a terminal, lines with an ETA in a file
+            batches = progress(batches, len(batches), f"encode {tower}s", unit="batch")
         for start in batches:
             idx = order[start : start + batch_size]
             out[idx] = embed(idx).float().cpu()
