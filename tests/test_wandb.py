@@ -1,63 +1,20 @@
 """One Hydra job = one W&B run: a resumed job (same directory, ckpt_path=last) continues the run id, both runs log
-metrics.json, per_query.json and the checkpoint as artifacts offline, and the config is logged once, nested.
-
-The offline run is read from its ``run-<id>.wandb`` file: a LevelDB-style log (7-byte header, 32 KiB blocks, each
-chunk = crc32 (4) + length (2) + type (1: full, 2: first, 3: middle, 4: last)) of ``wandb_internal_pb2.Record``s."""
+metrics.json, per_query.json and the checkpoint (by reference) as artifacts offline, the step axis continues and the
+config is logged once, nested. The offline runs are read from their ``run-<id>.wandb`` files
+(:mod:`helpers.wandb_runs`)."""
 
 import hashlib
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from wandb.proto import wandb_internal_pb2
+
+from helpers.wandb_runs import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def records(path: Path):
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    pos, chunks = 7, b""
-    while pos + 7 <= len(data):
-        if 32768 - pos % 32768 < 7:  # a block's tail too short for a chunk header is padding
-            pos += 32768 - pos % 32768
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if kind == 0:
-            break
-        chunks += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(chunks)
-            chunks = b""
-            yield record
-
-
-def read_run(folder: Path) -> dict:
-    (path,) = folder.glob("run-*.wandb")
-    run = {"artifacts": {}, "config_keys": []}
-    for record in records(path):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run["id"], run["name"], run["resume"] = (
-                record.run.run_id,
-                record.run.display_name,
-                record.run.resume,
-            )
-            run["config_keys"] += [u.key for u in record.run.config.update if u.key != "_wandb"]
-        elif kind == "config":
-            run["config_keys"] += [u.key for u in record.config.update if u.key != "_wandb"]
-        elif kind == "artifact":
-            run["artifacts"][record.artifact.name] = (
-                record.artifact.type,
-                sorted(c.path for c in record.artifact.manifest.contents),
-            )
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +53,28 @@ def test_resumed_job_continues_the_same_run(two_runs):
     assert [r["id"] for r in runs] == [expected, expected]
     assert all(f.name.endswith("-" + expected) for f in folders)
     assert all(r["resume"] for r in runs)  # resume="allow": wandb sync appends both parts to one run
-    assert runs[0]["name"] == "train/job debug=smoke"
-    assert (
-        runs[1]["name"] == "train/job debug=smoke evaluation.before=false trainer.max_steps=9"
-    )  # no ckpt_path
+    # the resumed start (other overrides: more steps) keeps the first start's name
+    assert runs[0]["name"] == runs[1]["name"] == "train/job debug=smoke"
+
+
+@pytest.mark.e2e
+def test_resumed_run_continues_the_step_axis(two_runs):
+    _, runs, _, _ = two_runs
+    first, resumed = ([s for s, _ in run["steps"]] for run in runs)
+    assert all(
+        step == global_step for run in runs for step, global_step in run["steps"]
+    )  # _step = global step
+    # Lightning logs step k's metrics at global step k - 1: 0-5 for the first 6 steps, 6-8 after the resume
+    assert sorted(set(first)) == list(range(6)) and sorted(set(resumed)) == [6, 7, 8]  # not from 0 again
+
+
+@pytest.mark.e2e
+def test_checkpoint_artifact_is_a_reference_not_a_copy_under_home(two_runs):
+    cwd, runs, _, _ = two_runs
+    for run in runs:
+        assert run["refs"]["model.ckpt"] == (cwd / "job" / "checkpoints" / "last.ckpt").resolve().as_uri()
+    staged = [p for p in (cwd / "wandb_data").rglob("*") if p.is_file() and p.stat().st_size > 100_000]
+    assert not staged, staged  # W&B's staging folder holds no checkpoint copy (results files are small)
 
 
 @pytest.mark.e2e

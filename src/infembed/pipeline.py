@@ -28,7 +28,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -37,6 +36,7 @@ from infembed.logs import phase, quiet_library_bars
 from infembed.preflight import check_hub_access, validate
 from infembed.results import lookup, results_table, write_results
 from infembed.text import TextSpec
+from infembed.tracking import WandbLogger
 
 log = logging.getLogger("infembed")
 
@@ -93,14 +93,19 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
 
 
 def build_logger(cfg: DictConfig, output_dir: Path):
-    """The configured Lightning logger (False without one); an ``id`` or ``name`` key left null (W&B) is filled from
-    the Hydra job: the id hashes the job's output directory, which a requeued or resumed job shares, so W&B
-    continues the same run (``resume: allow``)."""
+    """The configured Lightning logger (False without one); an ``id``, ``name`` or ``group`` key left null (W&B)
+    is filled from the Hydra job: the id hashes the job's output directory, which a requeued or resumed job shares,
+    so W&B continues the same run (``resume: allow``) under the same name; a multirun without an
+    ``experiment_name`` is grouped by its sweep directory."""
     if not cfg.get("logger"):
         return False
-    job = {"id": job_run_id(output_dir), "name": job_run_name(cfg, output_dir)}
+    job = {
+        "id": lambda: job_run_id(output_dir),
+        "name": lambda: job_run_name(cfg, output_dir),
+        "group": lambda: job_run_group(cfg),
+    }
     return instantiate(
-        cfg.logger, **{k: v for k, v in job.items() if k in cfg.logger and cfg.logger[k] is None}
+        cfg.logger, **{k: fill() for k, fill in job.items() if k in cfg.logger and cfg.logger[k] is None}
     )
 
 
@@ -109,30 +114,39 @@ def job_run_id(output_dir: Path) -> str:
     return hashlib.blake2b(str(output_dir.resolve()).encode(), digest_size=6).hexdigest()
 
 
+def sweep_dir_name() -> str | None:
+    """The name of this multirun's sweep directory (its launch time by default), or None outside a multirun."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir).name
+
+
+def job_run_group(cfg: DictConfig) -> str | None:
+    """``"<task>/<sweep dir name>"`` for a multirun (the ``experiment_name`` group is set in the config)."""
+    sweep = sweep_dir_name()
+    return f"{cfg.task}/{sweep}" if sweep else None
+
+
 def job_run_name(cfg: DictConfig, output_dir: Path) -> str:
-    """``"<experiment_name or task>/<job dir name> <overrides>"``, e.g. ``"loss_ablation/3 loss=uni_p"`` or
-    ``"train/2026-01-31_12-00-00 model=e5_base"`` (overrides as in ``hydra.job.override_dirname``)."""
+    """``"<experiment_name or task>/[<sweep dir name>/]<job dir name> <overrides>"``, e.g.
+    ``"loss_ablation/2026-01-31_12-00-00/3 loss=uni_p"`` or ``"train/2026-01-31_12-00-00 model=e5_base"``
+    (overrides as in ``hydra.job.override_dirname``). The first start of a job stores it in
+    ``<output_dir>/wandb_name.txt``; a resumed job (other overrides, e.g. more steps) keeps that name."""
+    stored = output_dir / "wandb_name.txt"
+    if stored.is_file():
+        return stored.read_text(encoding="utf-8").strip()
     overrides = HydraConfig.get().job.override_dirname if HydraConfig.initialized() else ""
-    return f"{cfg.experiment_name or cfg.task}/{output_dir.name} {overrides}".strip()
+    job = "/".join(filter(None, [sweep_dir_name(), output_dir.name]))
+    name = f"{cfg.experiment_name or cfg.task}/{job} {overrides}".strip()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stored.write_text(name + "\n", encoding="utf-8")
+    return name
 
 
 def log_artifacts(logger, output_dir: Path, checkpoint) -> None:
-    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json) and ``model-<run id>`` (the last
-    checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs keep them for ``wandb sync``;
-    a resumed run adds a new version of each."""
-    if rank_zero_only.rank != 0 or not isinstance(logger, WandbLogger):
-        return
-    import wandb
-
-    run = logger.experiment
-    results = wandb.Artifact(f"results-{run.id}", type="results")
-    for name in ("metrics.json", "per_query.json"):
-        results.add_file(str(output_dir / name))
-    run.log_artifact(results)
-    if checkpoint is not None and checkpoint.last_model_path:
-        model = wandb.Artifact(f"model-{run.id}", type="model")
-        model.add_file(checkpoint.last_model_path, name="model.ckpt")
-        run.log_artifact(model)
+    """W&B only: the results and the last checkpoint as artifacts (:meth:`infembed.tracking.WandbLogger.log_results`)."""
+    if isinstance(logger, WandbLogger):
+        logger.log_results(output_dir, checkpoint.last_model_path if checkpoint is not None else None)
 
 
 def evaluate_task(cfg: DictConfig, output_dir: Path) -> dict | None:

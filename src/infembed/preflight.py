@@ -110,6 +110,12 @@ def validate(cfg: DictConfig) -> None:
         if value is not None and not check(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
     check_choice(_select(cfg, "kernel"), KERNELS, "kernel")
+    if _select(cfg, "logger.checkpoint_artifact") is not None:
+        from infembed.tracking import CHECKPOINT_ARTIFACTS
+
+        check_choice(
+            _select(cfg, "logger.checkpoint_artifact"), CHECKPOINT_ARTIFACTS, "logger.checkpoint_artifact"
+        )
     if cfg.task == "train":
         _check_trainer_keys(cfg)
         check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
