@@ -117,3 +117,14 @@ def test_query_truncation_is_named_once_as_a_warning_and_in_the_card():
         _check_truncation({"truncation": "query", "max_pair_length": 8}, caveats)
         _check_truncation({"truncation": "end", "max_pair_length": 8}, caveats)
     assert len(caught) == 1 and len(caveats) == 1 and "8 tokens" in caveats[0]
+
+
+@pytest.mark.e2e
+def test_export_of_a_missing_checkpoint_is_one_line(tmp_path):
+    result = run_module(
+        "infembed.export", "--ckpt", str(tmp_path / "no.ckpt"), "--out", str(tmp_path / "x"), cwd=tmp_path
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip() == f"CheckpointError: ckpt_path={tmp_path / 'no.ckpt'}: no such checkpoint file"
+    )

@@ -42,6 +42,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -52,6 +53,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 
 from infembed.errors import UserError
 from infembed.hub_ids import is_hub_id
+from infembed.logs import quiet_library_bars
 from infembed.results import results_table
 
 POOLING_MODES = {
@@ -387,6 +389,7 @@ def main(argv=None) -> Path:
         help="with --wise-ft: the backbone folder or hub id the training started from",
     )
     args = parser.parse_args(argv)
+    quiet_library_bars()
     if (args.wise_ft is None) != (args.initial is None):
         parser.error("--wise-ft and --initial go together")
     if args.wise_ft is not None and not 0 <= args.wise_ft <= 1:
@@ -409,4 +412,8 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:  # one line, as run.py prints it
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(1)

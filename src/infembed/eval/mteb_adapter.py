@@ -53,6 +53,7 @@ from mteb.types import PromptType
 from infembed.errors import UserError
 from infembed.eval.benchmarks import FollowIRBenchmark, load_benchmark, passage_text
 from infembed.eval.runner import candidate_pools
+from infembed.logs import quiet_library_bars
 
 
 class HubUnavailable(UserError):
@@ -282,6 +283,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_library_bars()
     tasks = list(mteb.get_benchmark(args.benchmark).tasks) if args.benchmark else []
     tasks += list(mteb.get_tasks(tasks=args.tasks)) if args.tasks else []
     tasks += [folder_task(folder, args.split) for folder in args.folder]  # checked before the model loads
