@@ -229,7 +229,8 @@ def _format_x(ax, configs: list[Configuration], x_key: str) -> None:
 
 def _save(fig, path: Path) -> Path:
     """``path`` (PNG) and the same figure as PDF and SVG beside it."""
-    for fmt in FORMATS:
-        fig.savefig(path.with_suffix(f".{fmt}"), dpi=150 if fmt == "png" else None)
+    with plt.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):  # editable text in SVG and PDF
+        for fmt in FORMATS:
+            fig.savefig(path.with_suffix(f".{fmt}"), dpi=150 if fmt == "png" else None)
     plt.close(fig)
     return path

@@ -104,7 +104,9 @@ def smallest_p(n_a: int, n_b: int, paired: bool) -> float:
 
 def cluster_labels(queries: Sequence[str], clusters: dict[str, str]) -> np.ndarray:
     """(n,) integer cluster of each query, in order of first appearance; a query without a cluster is its own."""
-    names = [("cluster", clusters[q]) if q in clusters else ("query", q) for q in queries]  # lone queries apart
+    names = [
+        ("cluster", clusters[q]) if q in clusters else ("query", q) for q in queries
+    ]  # lone queries apart
     index = {name: i for i, name in enumerate(dict.fromkeys(names))}
     return np.array([index[name] for name in names], dtype=np.int64)
 

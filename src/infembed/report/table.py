@@ -90,7 +90,7 @@ def instruction_table(configs: list[Configuration], metric: str, tasks: list[str
         )
         cells = [_mean(v) for t in range(len(tasks)) for v in (with_[:, t], without[:, t])]
         means = with_.mean(axis=1), without.mean(axis=1)  # (S,) per run, over tasks
-        cells += [_mean(means[0]), _mean(means[1]), f"{100 * np.nanmean(means[0] - means[1]):+.1f}"]
+        cells += [_mean(means[0]), _mean(means[1]), _mean(means[0] - means[1], sign=True)]
         lines.append(f"| {config.label} | {len(config.runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -101,8 +101,9 @@ def _task_values(config: Configuration, metric: str, tasks: list[str], suffix: s
     return np.array(values, dtype=np.float64)
 
 
-def _mean(values: np.ndarray) -> str:
-    return "–" if np.isnan(values).all() else f"{100 * np.nanmean(values):.1f}"
+def _mean(values: np.ndarray, sign: bool = False) -> str:
+    """×100 mean over the runs that have a value ("–" when none has)."""
+    return "–" if np.isnan(values).all() else f"{100 * np.nanmean(values):{'+' if sign else ''}.1f}"
 
 
 def failed_list(runs: list[Run]) -> str:
