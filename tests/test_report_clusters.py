@@ -130,3 +130,25 @@ def test_malformed_clusters_file_names_file_and_field(tmp_path):
         f"{tmp_path / 'r' / '0' / 'clusters.json'}: synthetic/q0 = 3, expected a cluster name"
         in printed.stderr
     )
+
+
+def test_metrics_of_one_benchmark_with_other_units_are_described_apart(tmp_path):
+    """The synthetic benchmark's p-MRR is per query (clustered), its instruction sensitivity per held-out row."""
+    rng = np.random.default_rng(1)
+    clusters = {"synthetic": {f"q{i}": f"pair{i % 4}" for i in range(20)}}
+    for num in range(2):
+        after = {
+            "synthetic": {
+                "p-mrr": per_query(rng.random(20)),
+                "instruction_sensitivity": per_query(rng.integers(0, 2, 40), prefix=""),
+            }
+        }
+        make_job(tmp_path / "r", num, [f"loss=l{num}"], after, clusters=clusters)
+    printed = report(tmp_path / "r", "--out", tmp_path / "out")
+    assert printed.returncode == 0, printed.stderr
+    assert (
+        "- `synthetic`: p-mrr: 20 queries in 4 clusters (resampled and tested as units); instruction_sensitivity: "
+        "40 queries (no clusters named: queries are the unit)." in printed.stdout
+    )
+    rows = {r[2]: r for r in table_rows(printed.stdout, "loss=l0") if len(r) == 10}
+    assert rows["synthetic/p-mrr"][4] == "20 (4)" and rows["synthetic/instruction_sensitivity"][4] == "40"

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
 from infembed.report.configs import Configuration
-from infembed.report.runs import MetricKey, query_clusters
+from infembed.report.runs import MetricKey, query_units
 from infembed.results import NO_INSTRUCTION
 
 PLOT_METRICS = ("p-mrr", "ndcg@10")
@@ -98,13 +98,11 @@ class Intervals:
         return 100 * mean, (100 * (mean - bounds[0]), 100 * (bounds[1] - mean))
 
 
-def _benchmark_title(configs: list[Configuration], bench: str, key: MetricKey) -> str:
+def _benchmark_title(configs: list[Configuration], key: MetricKey) -> str:
     """``arguana (100 queries)`` or ``synthetic (100 queries, 12 clusters)``: the units of the panel's intervals."""
-    runs = [run for c in configs for run in c.runs if run.ok]
-    queries = max((len(run.query_values("after", (bench, key[1]))) for run in runs), default=0)
-    clusters = len(set(query_clusters(runs, bench).values()))
+    queries, clusters = query_units([run for c in configs for run in c.runs], key)
     units = f"{queries} queries" + (f", {clusters} clusters" if clusters else "")
-    return f"{bench} ({units})" if queries else bench
+    return f"{key[0]} ({units})" if queries else key[0]
 
 
 def _bar_plot(configs: list[Configuration], panels: list[MetricKey], interval: Intervals, path: Path) -> Path:
@@ -146,7 +144,7 @@ def _bar_plot(configs: list[Configuration], panels: list[MetricKey], interval: I
         ax.set_xticks(
             [i + (width / 2 if paired else 0) for i in range(len(configs))], ticks, rotation=35, ha="right"
         )
-        ax.set_title(_benchmark_title(configs, bench, (bench, metric)), fontsize="medium")
+        ax.set_title(_benchmark_title(configs, (bench, metric)), fontsize="medium")
         ax.set_ylabel(LABELS[metric])
     handles = [Patch(facecolor="grey", edgecolor="black", label="with the instruction")] if paired else []
     if paired:
@@ -194,7 +192,7 @@ def _line_plot(
                     label=f"{label} ({_seed_counts(members)})",
                 )
         _format_x(ax, configs, x_key)
-        ax.set_title(_benchmark_title(configs, key[0], key), fontsize="medium")
+        ax.set_title(_benchmark_title(configs, key), fontsize="medium")
         ax.set_ylabel(LABELS[key[1]])
         ax.legend(fontsize="small", loc="best")
     fig.tight_layout()

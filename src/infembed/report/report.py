@@ -17,7 +17,7 @@ from infembed.report.compare import (
 )
 from infembed.report.configs import Configuration, find_configuration, group_configurations
 from infembed.report.plots import write_plots
-from infembed.report.runs import MetricKey, ReportInputError, Run, load_runs, query_clusters
+from infembed.report.runs import MetricKey, ReportInputError, Run, load_runs, query_units
 from infembed.report.stats import smallest_p
 from infembed.report.table import (
     failed_list,
@@ -153,19 +153,23 @@ def random_units(configs: list[Configuration], metrics: list[MetricKey], pair_se
         )
     runs = [run for c in configs for run in c.runs]
     for bench in dict.fromkeys(b for b, _ in metrics):
-        queries = max(
-            (len(run.query_values("after", (bench, m))) for run in runs for b, m in metrics if b == bench)
-        )
-        clusters = len(set(query_clusters(runs, bench).values()))
-        if clusters:
-            lines.append(
-                f"- `{bench}`: {queries} queries in {clusters} clusters (resampled and tested as units)."
-            )
-        elif queries:
-            lines.append(f"- `{bench}`: {queries} queries (no clusters named: queries are the unit).")
+        units: dict[tuple[int, int | None], list[str]] = {}
+        for key in (k for k in metrics if k[0] == bench):
+            units.setdefault(query_units(runs, key), []).append(key[1])
+        if len(units) == 1:
+            lines.append(f"- `{bench}`: {_units_text(*next(iter(units)))}.")
         else:
-            lines.append(f"- `{bench}`: no per-query values (no bootstrap or query-level test).")
+            described = [f"{', '.join(names)}: {_units_text(*u)}" for u, names in units.items()]
+            lines.append(f"- `{bench}`: " + "; ".join(described) + ".")
     return "\n".join(lines)
+
+
+def _units_text(queries: int, clusters: int | None) -> str:
+    if not queries:
+        return "no per-query values (no bootstrap or query-level test)"
+    if clusters:
+        return f"{queries} queries in {clusters} clusters (resampled and tested as units)"
+    return f"{queries} queries (no clusters named: queries are the unit)"
 
 
 def _tested_metrics(

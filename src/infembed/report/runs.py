@@ -221,6 +221,15 @@ def query_clusters(runs: list[Run], bench: str) -> dict[str, str]:
     return {query: name for query, (name, _) in merged.items()}
 
 
+def query_units(runs: list[Run], key: MetricKey) -> tuple[int, int | None]:
+    """(queries, clusters) of one after-training metric over ``runs``: the most queries a run has, and the clusters
+    they fall into, a query without one counting as its own (None when none of them names a cluster)."""
+    ids = max((set(run.query_values("after", key)) for run in runs), key=len, default=set())
+    names = query_clusters(runs, key[0])
+    named = {names[q] for q in ids if q in names}
+    return len(ids), (len(named) + sum(q not in names for q in ids)) if named else None
+
+
 def _load_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
