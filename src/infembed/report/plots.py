@@ -130,7 +130,7 @@ def _bar_plot(configs: list[Configuration], panels: list[MetricKey], interval: I
                         width=width,
                         yerr=[[point[1][0]], [point[1][1]]],
                         capsize=3,
-                        color=f"C{i % 10}",
+                        color=_colour(i, len(configs)),
                         alpha=0.55 if hatch else 1.0,
                         hatch=hatch,
                         edgecolor="black",
@@ -155,6 +155,11 @@ def _bar_plot(configs: list[Configuration], panels: list[MetricKey], interval: I
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize="small")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return _save(fig, path)
+
+
+def _colour(index: int, count: int):
+    """Matplotlib's ten default colours, or tab20's twenty when there are more configurations."""
+    return f"C{index}" if count <= 10 else plt.get_cmap("tab20")(index % 20)
 
 
 def _series(configs: list[Configuration], x_key: str) -> dict[str, list[Configuration]]:
