@@ -112,9 +112,9 @@ def job_run_name(cfg: DictConfig, output_dir: Path) -> str:
 
 
 def log_artifacts(logger, output_dir: Path, checkpoint) -> None:
-    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json, clusters.json if any) and ``model-<run id>`` (the last
-    checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs keep them for ``wandb sync``;
-    a resumed run adds a new version of each."""
+    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json, clusters.json if any) and
+    ``model-<run id>`` (the last checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs
+    keep them for ``wandb sync``; a resumed run adds a new version of each."""
     if rank_zero_only.rank != 0 or not isinstance(logger, WandbLogger):
         return
     import wandb
