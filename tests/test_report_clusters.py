@@ -10,7 +10,7 @@ import pytest
 from infembed.eval.benchmarks import BenchmarkDataError, load_benchmark
 from infembed.report import compare, group_configurations, load_runs
 
-from helpers import run_py
+from helpers import offline_env, run_py
 from helpers.benchmarks import make_beir, make_followir, write_jsonl
 from helpers.reports import make_job, per_query, report, table_rows
 
@@ -152,3 +152,24 @@ def test_metrics_of_one_benchmark_with_other_units_are_described_apart(tmp_path)
     )
     rows = {r[2]: r for r in table_rows(printed.stdout, "loss=l0") if len(r) == 10}
     assert rows["synthetic/p-mrr"][4] == "20 (4)" and rows["synthetic/instruction_sensitivity"][4] == "40"
+
+
+@pytest.mark.e2e
+def test_training_with_a_clustered_benchmark_writes_and_logs_clusters(tmp_path):
+    """debug=smoke with a clustered benchmark beside the synthetic one: the job writes clusters.json, and the W&B
+    results artifact (staged offline under WANDB_DATA_DIR) carries it."""
+    beir = make_beir(tmp_path / "beir")
+    write_jsonl(beir / "queries.jsonl", CLUSTERED_QUERIES)
+    run_dir = tmp_path / "run"
+    env = offline_env(WANDB_DATA_DIR=str(tmp_path / "wandb_data"))
+    result = run_py(
+        "debug=smoke", "benchmark=beir", f"benchmark.path={beir}", "benchmark.cache_dir=null",
+        f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    written = (run_dir / "clusters.json").read_text()
+    assert json.loads(written) == {"beir": {"q1": "purring", "q2": "noise", "q3": "noise"}}
+    staged = [
+        p.read_text() for p in (tmp_path / "wandb_data").rglob("*") if p.is_file() and p.stat().st_size < 4096
+    ]
+    assert written in staged
