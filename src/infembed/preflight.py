@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infembed.errors import ConfigError, UserError, check_choice
 from infembed.hub_ids import is_hub_id
+from infembed.text import TRUNCATIONS
 
 TASKS = ("train", "evaluate")
 KERNELS = ("auto", "naive", "chunked", "triton")
@@ -110,6 +111,7 @@ def validate(cfg: DictConfig) -> None:
         if value is not None and not check(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
     check_choice(_select(cfg, "kernel"), KERNELS, "kernel")
+    check_choice(_select(cfg, "model.truncation"), (*TRUNCATIONS, None), "model.truncation")
     if cfg.task == "train":
         _check_trainer_keys(cfg)
         check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
