@@ -111,7 +111,8 @@ def validate(cfg: DictConfig) -> None:
         if value is not None and not check(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
     check_choice(_select(cfg, "kernel"), KERNELS, "kernel")
-    check_choice(_select(cfg, "model.truncation"), (*TRUNCATIONS, None), "model.truncation")
+    if _select(cfg, "model.truncation") is not None:
+        check_choice(cfg.model.truncation, TRUNCATIONS, "model.truncation")
     if cfg.task == "train":
         _check_trainer_keys(cfg)
         check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
