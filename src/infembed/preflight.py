@@ -58,6 +58,10 @@ def _unit_interval():
     return check, "a number in [0, 1]"
 
 
+def _one_of(choices: tuple[str, ...]):
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
 def _swaps():
     return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
 
@@ -81,6 +85,7 @@ CHECKS = {
     "evaluation.batch_size": _int(1),
     "evaluation.wise_ft": _unit_interval(),
     "grad_cache.chunk_size": _int(1),
+    "model.truncation": _one_of(TRUNCATIONS),
 }
 TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
@@ -111,8 +116,6 @@ def validate(cfg: DictConfig) -> None:
         if value is not None and not check(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
     check_choice(_select(cfg, "kernel"), KERNELS, "kernel")
-    if _select(cfg, "model.truncation") is not None:
-        check_choice(cfg.model.truncation, TRUNCATIONS, "model.truncation")
     if cfg.task == "train":
         _check_trainer_keys(cfg)
         check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
