@@ -38,10 +38,8 @@ PAIR_FIELDS = ("query", "instruction")
 PASSAGE_FIELDS = ("passage",)
 PADDING_SIDES = ("right", "left")
 TOWERS = ("pair", "passage")
-TRUNCATIONS = (
-    "query",
-    "end",
-)  # what a pair longer than max_pair_length loses: query tokens first | the string's end
+# what a pair longer than max_pair_length loses: query tokens first | the string's end (module docstring)
+TRUNCATIONS = ("query", "end")
 Tokens = dict[str, torch.Tensor]  # {input_ids, attention_mask}: (B, L)
 Spans = list[tuple[int, int]]  # [start, end) character ranges of one field's values in a pair text
 FUSIONS = (
