@@ -2,8 +2,8 @@
 
 A pair (instruction I, query Q) is one string built from ``pair_template`` (default ``"{query} {instruction}"``,
 query first, as in the paper) and tokenised once; a pair longer than ``max_pair_length`` loses query tokens before
-instruction tokens (``truncation="query"``, :mod:`infembed.text`); a passage is tokenised as is. Both go through the same backbone
-unless ``separate_passage_tower`` is set. Pooling:
+instruction tokens (``truncation="query"``, :mod:`infembed.text`); a passage is tokenised as is. Both go through the
+same backbone unless ``separate_passage_tower`` is set. Pooling:
 
 - ``mean``: mean of the last hidden states over non-padding tokens;
 - ``cls``: the first token's state;
@@ -217,9 +217,8 @@ class BiEncoder(nn.Module):
         The query side is the pair template with an empty instruction (so e5's prefix stays)."""
         query_tokens = self._on_device(self.text.tokenize_pairs(queries, [""] * len(queries)))
         tokens = self._on_device(self.text.tokenize(instructions, "pair"))
-        present = torch.tensor(
-            [bool(i.strip()) for i in instructions], device=tokens["input_ids"].device
-        )  # (b,)
+        device = tokens["input_ids"].device
+        present = torch.tensor([bool(i.strip()) for i in instructions], device=device)  # (b,)
         return self.encode_fused(query_tokens, tokens, instruction_present=present)[0]
 
     def _on_device(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
