@@ -74,7 +74,9 @@ def test_sentence_transformers_round_trip(tmp_path, pair_template, passage_templ
 
 def test_templates_no_prompt_can_express_warn_and_write_no_prompt(tmp_path):
     enc = tiny_bert_encoder(
-        pair_template="Instruct: {instruction}\nQuery: {query}", passage_template="{passage} </s>"
+        pair_template="Instruct: {instruction}\nQuery: {query}",
+        passage_template="{passage} </s>",
+        truncation="end",
     )
     with pytest.warns(ExportWarning) as caught:
         out = export_sentence_transformers(enc, tmp_path / "export")

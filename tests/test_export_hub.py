@@ -30,6 +30,7 @@ def exported(tmp_path_factory):
         "debug=smoke",
         "model=minilm",
         f"model.max_pair_length={PAIR_LENGTH}",
+        "model.truncation=end",  # what sentence-transformers does; truncation=query: see the last test
         "logger=csv",
         "evaluation.before=false",
         "trainer.max_steps=2",
@@ -108,15 +109,24 @@ def test_mteb_on_the_export_equals_the_projects_evaluation(exported, tmp_path):
     assert task_result.scores["test"][0]["ndcg_at_10"] == pytest.approx(ours.metrics["ndcg@10"], abs=1e-4)
 
 
-def test_query_truncation_is_named_once_as_a_warning_and_in_the_card():
+def test_query_truncation_is_named_once_as_a_warning_and_in_the_card(tmp_path):
     """A text spec that cuts the query and keeps the instruction (``truncation="query"``): ST cuts the end."""
-    from infembed.export import ExportWarning, _check_truncation
+    from infembed.export import ExportWarning, export_sentence_transformers
 
-    caveats = []
-    with pytest.warns(ExportWarning, match="truncation='query'.*loses the end of its instruction") as caught:
-        _check_truncation({"truncation": "query", "max_pair_length": 8}, caveats)
-        _check_truncation({"truncation": "end", "max_pair_length": 8}, caveats)
-    assert len(caught) == 1 and len(caveats) == 1 and "8 tokens" in caveats[0]
+    from helpers import tiny_bert_encoder
+
+    encoder = tiny_bert_encoder(truncation="query", max_pair_length=8)
+    with pytest.warns(ExportWarning) as caught:
+        out = export_sentence_transformers(encoder, tmp_path / "export")
+    (warning,) = caught
+    assert "truncation='query'" in str(warning.message) and "loses the end of its instruction" in str(
+        warning.message
+    )
+    card = (out / "README.md").read_text()
+    assert "What this export cannot express" in card and "truncation='query'" in card
+    model = SentenceTransformer(str(out), device="cpu")
+    short = model.encode_query(["cats purr"], convert_to_tensor=True).cpu()  # under the limit: no difference
+    assert torch.allclose(short, encoder.encode_pairs(["cats"], ["purr"]), atol=1e-5)
 
 
 @pytest.mark.e2e

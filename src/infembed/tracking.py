@@ -43,14 +43,15 @@ class WandbLogger(LightningWandbLogger):
 
     @rank_zero_only
     def log_results(self, output_dir: Path, checkpoint_path: str | os.PathLike | None) -> None:
-        """``results-<run id>`` (metrics.json, per_query.json) and ``model-<run id>`` (the checkpoint as
+        """``results-<run id>`` (metrics.json, per_query.json, clusters.json if any) and ``model-<run id>`` (the checkpoint as
         ``model.ckpt``, W&B's naming for Lightning checkpoints); a resumed run adds a new version of each."""
         import wandb
 
         run = self.experiment
         results = wandb.Artifact(f"results-{run.id}", type="results")
-        for name in ("metrics.json", "per_query.json"):
-            results.add_file(str(output_dir / name))
+        for name in ("metrics.json", "per_query.json", "clusters.json"):
+            if (output_dir / name).is_file():
+                results.add_file(str(output_dir / name))
         run.log_artifact(results)
         if not checkpoint_path or self.checkpoint_artifact == "none":
             return
