@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -139,7 +140,9 @@ def job_run_name(cfg: DictConfig, output_dir: Path) -> str:
     job = "/".join(filter(None, [sweep_dir_name(), output_dir.name]))
     name = f"{cfg.experiment_name or cfg.task}/{job} {overrides}".strip()
     output_dir.mkdir(parents=True, exist_ok=True)
-    stored.write_text(name + "\n", encoding="utf-8")
+    partial = stored.with_suffix(f".tmp{os.getpid()}")
+    partial.write_text(name + "\n", encoding="utf-8")
+    os.replace(partial, stored)  # atomic: DDP ranks building their loggers at once never read half a name
     return name
 
 
