@@ -257,7 +257,8 @@ def _grad_rows_blocked(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagon
     rows = slab_rows(n_x, n_y, x.element_size(), x.device)
     tile = _fit(tile, rows, n_y, x.device)
     dx = torch.empty_like(x)  # (n_x, D), each slab written once by its GEMM
-    g = torch.empty(rows, n_y, dtype=x.dtype, device=x.device)  # (R, n_y), reused by every slab
+    n_pad = n_y + (-n_y % D_ALIGN)  # G's row stride: rows stay 16-byte aligned (vectorised stores)
+    g = torch.empty(rows, n_pad, dtype=x.dtype, device=x.device)[:, :n_y]  # (R, n_y), reused by every slab
     (x_lse, x_grad, y_lse, y_grad), consts = _term_args(x, x_lse, x_grad, y_lse, y_grad, exclude_diagonal)
     for start in range(0, n_x, rows):
         stop = min(start + rows, n_x)

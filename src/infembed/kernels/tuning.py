@@ -299,6 +299,11 @@ def _valid(entry: dict | None, cands: dict) -> bool:
     )
 
 
+def decided() -> dict[str, Choice]:
+    """The choices this process made so far (cache key → choice), in order."""
+    return dict(_DECIDED)
+
+
 def _logged(key: str, choice: Choice) -> Choice:
     if key not in _DECIDED:
         _DECIDED[key] = choice
