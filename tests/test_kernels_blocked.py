@@ -123,6 +123,8 @@ def test_slab_rows_keep_the_g_buffer_within_its_budget():
     cuda = torch.device("cuda")  # only its type is read
     for n in (4096, 32768, 262144, 3_000_000):
         rows = triton_ops.slab_rows(n, n, 2, cuda)
-        assert rows % 128 == 0 and (rows * n * 2 <= triton_ops.SLAB_BYTES or rows == 128)
-    assert triton_ops.slab_rows(262144, 262144, 2, cuda) == 512
+        assert rows % 128 == 0
+        assert rows * n * 2 <= triton_ops.SLAB_BYTES or rows == triton_ops.SLAB_MIN_ROWS
+    assert triton_ops.slab_rows(32768, 32768, 2, cuda) == 2048
+    assert triton_ops.slab_rows(262144, 262144, 2, cuda) == triton_ops.SLAB_MIN_ROWS
     assert triton_ops.slab_rows(100, 262144, 2, cuda) == 100

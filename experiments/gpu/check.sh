@@ -83,18 +83,18 @@ fi
 step benchmark 100 $PY "${BENCH[@]}" --sizes 32768 --repeats 5 --warmup 1 --breakdown \
   --backends naive chunked triton auto --json "$WORK/benchmark.json"
 step fits 45 $PY "${BENCH[@]}" --fits 262144 --repeats 1 --warmup 1 --json "$WORK/fits.json"
-step train_step 120 $PY "${TRAIN[@]}" --json "$WORK/train_step.json"
+step train_step 100 $PY "${TRAIN[@]}" --json "$WORK/train_step.json"
 if [ $DRY = 1 ]; then
   skip gpu_lane "dry run"
   skip smoke "dry run"
   skip memcheck "dry run"
 else
-  step gpu_lane 100 $PY -m pytest -m gpu tests/test_kernels_gpu.py tests/test_losses_gpu.py -q -rfE \
+  step gpu_lane 140 $PY -m pytest -m gpu tests/test_kernels_gpu.py tests/test_losses_gpu.py -q -rfE \
     -p no:cacheprovider
-  step smoke 50 $PY run.py debug=smoke trainer=gpu logger=csv "hydra.run.dir=$WORK/smoke"
+  step smoke 45 $PY run.py debug=smoke trainer=gpu logger=csv "hydra.run.dir=$WORK/smoke"
   if command -v compute-sanitizer > /dev/null; then
     INFEMBED_TRITON_BWD=blocked INFEMBED_TRITON_FWD_TILE=64x64x64w4s2 INFEMBED_TRITON_BWD_TILE=64x64x64w4s2 \
-      step memcheck 40 compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
+      step memcheck 30 compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
       $PY -m pytest tests/test_kernels_triton.py -q -p no:cacheprovider -k "rowcol_matches_reference or misaligned"
   else
     skip memcheck "compute-sanitizer not found"

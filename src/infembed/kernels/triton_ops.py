@@ -39,7 +39,8 @@ from infembed.kernels.triton_lse_grad import grad_scores_kernel
 
 D_ALIGN = 16  # elements: D padded to this, so every row starts 16-byte aligned (32 B bf16, 64 B fp32)
 DESIGNS = ("blocked", "register")  # backward designs (module docstring)
-SLAB_BYTES = 256 * 2**20  # blocked backward: one (R, N) G buffer at most this large
+SLAB_BYTES = 128 * 2**20  # blocked backward: one (R, N) G buffer this large, unless R would be < SLAB_MIN_ROWS
+SLAB_MIN_ROWS = 1024  # enough (R, D) output tiles of the G · y GEMM for every SM
 INTERPRETER_SLAB_ROWS = 24  # not a multiple of any interpreter block: partial row tiles in every slab
 
 
@@ -242,12 +243,12 @@ def _grad_rows_register(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diago
 
 
 def slab_rows(n_x: int, n_y: int, element_bytes: int, device: torch.device) -> int:
-    """Rows R of one blocked-backward slab: the (R, n_y) G buffer within SLAB_BYTES, a multiple of 128 rows
-    (at least 128) on CUDA; INTERPRETER_SLAB_ROWS under the interpreter."""
+    """Rows R of one blocked-backward slab: the (R, n_y) G buffer within SLAB_BYTES, in multiples of 128 rows, at
+    least SLAB_MIN_ROWS (so G is O(N) memory at any N); INTERPRETER_SLAB_ROWS under the interpreter."""
     if device.type != "cuda":
         return min(n_x, INTERPRETER_SLAB_ROWS)
     rows = SLAB_BYTES // (max(n_y, 1) * element_bytes) // 128 * 128
-    return min(n_x, max(128, rows))
+    return min(n_x, max(SLAB_MIN_ROWS, rows))
 
 
 def _grad_rows_blocked(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagonal, offset, tile):
