@@ -39,7 +39,9 @@ from infembed.kernels.triton_lse_grad import grad_scores_kernel
 
 D_ALIGN = 16  # elements: D padded to this, so every row starts 16-byte aligned (32 B bf16, 64 B fp32)
 DESIGNS = ("blocked", "register")  # backward designs (module docstring)
-SLAB_BYTES = 128 * 2**20  # blocked backward: one (R, N) G buffer this large, unless R would be < SLAB_MIN_ROWS
+SLAB_BYTES = (
+    128 * 2**20
+)  # blocked backward: one (R, N) G buffer this large, unless R would be < SLAB_MIN_ROWS
 SLAB_MIN_ROWS = 1024  # enough (R, D) output tiles of the G · y GEMM for every SM
 INTERPRETER_SLAB_ROWS = 24  # not a multiple of any interpreter block: partial row tiles in every slab
 
