@@ -146,3 +146,15 @@ def test_shape_classes_round_n_up_and_pad_d():
     cls = tuning.shape_class(CPU, torch.bfloat16, 30000, 1000, 200, False, True)
     assert (cls.n, cls.dim, cls.dtype) == (32768, 208, "bfloat16")
     assert cls.key() == "cpu|bfloat16|D208|N32768|ex0col1"
+
+
+def test_an_unwritable_cache_warns_and_tunes_for_this_process(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(tuning.ENV_CACHE, str(blocker / "choices.json"))  # its folder is a file
+    monkeypatch.setattr(tuning, "_DECIDED", {})
+    with pytest.warns(
+        RuntimeWarning, match=r"kernel choice cache .*choices.json: .*tuning for this process only"
+    ):
+        choice = tuning.choose(_cls(), CPU, torch.float32, with_chunked=False, timer=lambda fn: 1.0)
+    assert (choice.backend, choice.source) == ("triton", "tuned")

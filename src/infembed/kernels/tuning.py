@@ -7,7 +7,8 @@ chunked torch path (forward + backward) as well, and the faster of the two backe
 the device is skipped. The choice is written to a JSON file (``INFEMBED_KERNEL_CACHE``, default
 ``~/.cache/infembed/kernel_choices.json``) under an exclusive lock held while tuning, so the processes of one
 machine (DDP ranks, a sweep) tune once and then all read the same backend and tiles: their results are bitwise
-equal. Point the variable at a shared file to share it across machines. The choice is logged once per process.
+equal. Point the variable at a shared file to share it across machines. The choice is logged once per process; an
+unwritable cache warns once and tunes for that process alone.
 
 Environment switches (checked on every call, cheapest first; an unknown value is a ``KernelConfigError``):
     INFEMBED_AUTO_BACKEND=triton|chunked        auto uses this backend, without timing the other
@@ -27,6 +28,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -267,13 +269,21 @@ def choose(
     if key in _DECIDED:
         return _DECIDED[key]
     path = cache_path()
-    with _locked(path):
-        entries = _read(path)
-        if _valid(entries.get(key), cands):
-            choice = Choice(**{**entries[key], "source": "cache"})
-        else:
+    try:
+        with _locked(path):
+            entries = _read(path)
+            if _valid(entries.get(key), cands):
+                return _logged(key, Choice(**{**entries[key], "source": "cache"}))
             choice = tune(cls, device, dtype, cands, timer)
             _write(path, {**entries, key: asdict(choice)})
+    except OSError as err:  # an unwritable cache must not stop training: tune for this process alone
+        warnings.warn(
+            f"kernel choice cache {path}: {err}; tuning for this process only (other processes may choose other "
+            f"tiles; set {ENV_CACHE} to a writable file)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        choice = tune(cls, device, dtype, cands, timer)
     return _logged(key, choice)
 
 
