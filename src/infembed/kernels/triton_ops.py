@@ -261,7 +261,8 @@ def _grad_rows_blocked(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagon
     tile = _fit(tile, rows, n_y, x.device)
     dx = torch.empty_like(x)  # (n_x, D), each slab written once by its GEMM
     n_pad = n_y + (-n_y % D_ALIGN)  # G's row stride: rows stay 16-byte aligned (vectorised stores)
-    g = torch.empty(rows, n_pad, dtype=x.dtype, device=x.device)[:, :n_y]  # (R, n_y), reused by every slab
+    # (R, n_pad), reused by every slab; the tail columns stay 0: CPU bf16 GEMMs were seen to read them (NaN garbage)
+    g = torch.zeros(rows, n_pad, dtype=x.dtype, device=x.device)
     (x_lse, x_grad, y_lse, y_grad), consts = _term_args(x, x_lse, x_grad, y_lse, y_grad, exclude_diagonal)
     for start in range(0, n_x, rows):
         stop = min(start + rows, n_x)
@@ -278,7 +279,7 @@ def _grad_rows_blocked(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagon
         )  # diagonal j == i + offset
         grid = (triton.cdiv(stop - start, tile.block_m), triton.cdiv(n_y, tile.block_n))
         grad_scores_kernel[grid](*args, **consts, **tile.meta(), **tile.launch_options())
-        torch.mm(g[: stop - start], y, out=dx[start:stop])  # (r, n_y) · (n_y, D), fp32 accumulation
+        torch.mm(g[: stop - start, :n_y], y, out=dx[start:stop])  # (r, n_y) · (n_y, D), fp32 accumulation
     return dx
 
 
