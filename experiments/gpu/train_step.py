@@ -11,7 +11,7 @@ AdamW step, under bf16 autocast on CUDA (fp32 master weights, as trainer=gpu). P
 time, triplets/s, peak memory, loss, the largest weight change of the timed step.
 
 The encoder is the architecture of ``--model`` (a folder with config.json and a tokenizer, MiniLM by default)
-with random weights: enough for timing. ``--tiny`` replaces it by a 2-layer, 32-dim BERT (CPU tests).
+with random weights: enough for timing. ``--tiny`` replaces it by conf/model/tiny.yaml's BERT (CPU tests).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from infembed.data.collator import TripletCollator
 from infembed.data.synthetic import TOPICS, make_row
@@ -34,7 +35,7 @@ from infembed.losses import LOSS_NAMES, build_loss
 from infembed.models.encoder import BiEncoder
 from infembed.models.module import RetrievalModule
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+TINY_YAML = Path(__file__).resolve().parents[2] / "conf" / "model" / "tiny.yaml"  # model=tiny's BERT
 
 
 def default_model() -> str:
@@ -96,7 +97,8 @@ def run(args, loss_name: str, triplets: int) -> dict:
     """One warm-up and one timed step of ``loss_name`` on ``triplets`` triplets."""
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    encoder = BiEncoder(args.model, random_init=True, config_overrides=TINY if args.tiny else None)
+    tiny = yaml.safe_load(TINY_YAML.read_text())["config_overrides"] if args.tiny else None
+    encoder = BiEncoder(args.model, random_init=True, config_overrides=tiny)
     loss = build_loss(loss_name, kernel=args.kernel, gather=False)
     module = RetrievalModule(encoder, loss, scheduler=None, grad_cache_chunk_size=args.grad_cache).to(device)
     module.train()
