@@ -6,8 +6,8 @@ g_i (rows), h_j (columns),
     dx = G y,    dy = Gᵀ x    (the launcher computes dy as dx of Sᵀ, below).
 
 Algorithm (triton_ops.BlockedBackward). The rows of x are cut into slabs of R rows, R fixed by a byte budget for
-one (R, n_y) G buffer. For each slab, this kernel runs on a 2-D grid (row tiles × column tiles): program (r, c)
-recomputes the (BLOCK_M, BLOCK_N) tile of S by a tensor-core GEMM over D (triton_tiles.score_tile, fp32
+one (R, n_y) G buffer. For each slab, this kernel runs on a 1-D grid of (row tile, column tile) pairs in row-major
+order (one axis: no 65,535 limit on the column tiles at large N): program (r, c) recomputes the (BLOCK_M, BLOCK_N) tile of S by a tensor-core GEMM over D (triton_tiles.score_tile, fp32
 accumulation), applies the epilogue above in fp32 registers and stores G rounded to the input dtype (as torch's own
 backward in that precision does; fp32 stays fp32). The launcher then runs one GEMM dx[slab] = G · y (cuBLAS, fp32
 accumulation) into the slab's rows of dx. dy is the same two steps on Sᵀ = scale · y xᵀ with the terms swapped and
@@ -50,8 +50,10 @@ def grad_scores_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # (BLOCK_M,) rows of the slab
-    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)  # (BLOCK_N,)
+    pid, col_tiles = tl.program_id(0), tl.cdiv(n_y, BLOCK_N)
+    row_tile, col_tile = pid // col_tiles, pid % col_tiles  # row-major: neighbours share the x tile
+    rows = row_tile * BLOCK_M + tl.arange(0, BLOCK_M)  # (BLOCK_M,) rows of the slab
+    cols = col_tile * BLOCK_N + tl.arange(0, BLOCK_N)  # (BLOCK_N,)
     row_ok = rows < n_x
     col_ok = cols < n_y
     s = score_tile(

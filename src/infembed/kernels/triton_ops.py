@@ -43,7 +43,7 @@ SLAB_BYTES = (
     128 * 2**20
 )  # blocked backward: one (R, N) G buffer this large, unless R would be < SLAB_MIN_ROWS
 SLAB_MIN_ROWS = 1024  # enough (R, D) output tiles of the G · y GEMM for every SM
-INTERPRETER_SLAB_ROWS = 24  # not a multiple of any interpreter block: partial row tiles in every slab
+INTERPRETER_SLAB_ROWS = 40  # 32 + 8 rows: two row tiles per slab, the second partial
 
 
 class TileDoesNotFit(RuntimeError):
@@ -277,7 +277,7 @@ def _grad_rows_blocked(x, y, x_lse, x_grad, y_lse, y_grad, scale, exclude_diagon
             scale,
             offset + start,
         )  # diagonal j == i + offset
-        grid = (triton.cdiv(stop - start, tile.block_m), triton.cdiv(n_y, tile.block_n))
+        grid = (triton.cdiv(stop - start, tile.block_m) * triton.cdiv(n_y, tile.block_n),)
         grad_scores_kernel[grid](*args, **consts, **tile.meta(), **tile.launch_options())
         torch.mm(g[: stop - start, :n_y], y, out=dx[start:stop])  # (r, n_y) · (n_y, D), fp32 accumulation
     return dx
