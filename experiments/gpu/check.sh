@@ -93,7 +93,7 @@ else
     -p no:cacheprovider
   step smoke 45 $PY run.py debug=smoke trainer=gpu logger=csv "hydra.run.dir=$WORK/smoke"
   if command -v compute-sanitizer > /dev/null; then
-    INFEMBED_TRITON_BWD=blocked INFEMBED_TRITON_FWD_TILE=64x64x64w4s2 INFEMBED_TRITON_BWD_TILE=64x64x64w4s2 \
+    INFEMBED_TRITON_BWD=blocked INFEMBED_TRITON_FWD_TILE=64x64x64w4s2 INFEMBED_TRITON_BWD_TILE=64x64x32w4s2 \
       step memcheck 30 compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
       $PY -m pytest tests/test_kernels_triton.py -q -p no:cacheprovider -k "rowcol_matches_reference or misaligned"
   else
