@@ -135,11 +135,9 @@ def _similarity(q, k, scale, exclude_diagonal, offset, with_col, with_max, backe
     """(row, col | None, row max | None, col max | None) from the chosen backend (inputs already checked)."""
     name = resolve_backend(backend, q.device, q.dtype)
     q, k = autocast_inputs(q, k)
-    plan = None
-    if name == "triton":
-        name, plan = _plan(backend, q, k, exclude_diagonal, with_col)
     args = (q, k, scale, bool(exclude_diagonal), offset, with_col, bool(with_max))
-    with torch.autocast(q.device.type, enabled=False):
+    with torch.autocast(q.device.type, enabled=False):  # tuning, if any, times what then runs
+        name, plan = _plan(backend, q, k, exclude_diagonal, with_col) if name == "triton" else (name, None)
         if name == "naive":
             return naive_similarity(*args)
         if name == "chunked":
