@@ -15,21 +15,15 @@ from infembed.kernels import similarity_lse, similarity_lse_rowcol, triton_ops
 from infembed.kernels.reference import naive_similarity_lse, naive_similarity_lse_rowcol
 from infembed.kernels.tuning import KernelConfigError
 
+from helpers.kernels import dominant, forced_plans
+
 pytestmark = [pytest.mark.kernel, pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {torch.float32: (1e-5, 1e-4), torch.bfloat16: (1e-4, 3e-2)}  # (lse atol, gradient relative L2)
 
 
 def _dominant(m, n, d, offset, dtype, seed=0):
-    """q (M, D), k (N, D) unit vectors with k_{i+offset} ≈ q_i (cos ≈ 0.999 at any D)."""
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.nn.functional.normalize(torch.randn(m, d, generator=gen), dim=-1)
-    k = torch.nn.functional.normalize(torch.randn(n, d, generator=gen), dim=-1)
-    rows = torch.arange(m)
-    inside = (rows + offset >= 0) & (rows + offset < n)
-    near = q[inside] + 0.05 * torch.randn(int(inside.sum()), d, generator=gen) / d**0.5
-    k[rows[inside] + offset] = torch.nn.functional.normalize(near, dim=-1)
-    return q.to(DEVICE, dtype).requires_grad_(), k.to(DEVICE, dtype).requires_grad_()
+    return dominant(m, n, d, dtype, offset, seed, device=DEVICE)  # (M, D), (N, D)
 
 
 def _check(got_fn, ref_fn, q, k, dtype):
@@ -89,6 +83,23 @@ def test_forgetting_the_mask_is_caught_by_these_inputs():
     q, k = _dominant(50, 61, 200, 7, torch.float32)
     masked, unmasked = (naive_similarity_lse(q, k, 20.0, ex, 7) for ex in (True, False))
     assert (unmasked - masked)[:40].min().item() > 1.0
+
+
+@pytest.mark.parametrize("dtype,fwd,design,bwd", forced_plans())
+def test_every_gpu_tile_forced_by_name_matches_reference_shrunk_to_tiny_inputs(
+    monkeypatch, dtype, fwd, design, bwd
+):
+    """The GPU lane's forcing, here: each tile's BLOCK_D / BLOCK_DV and design run (BLOCK_M/N shrunk to the inputs)."""
+    for name, value in (("FWD_TILE", fwd), ("BWD", design), ("BWD_TILE", bwd)):
+        monkeypatch.setenv(f"INFEMBED_TRITON_{name}", value)
+    q, k = _dominant(50, 75, 200, 7, dtype, seed=4)
+    _check(
+        lambda a, b: (similarity_lse(a, b, 20.0, True, "triton", 7),),
+        lambda a, b: (naive_similarity_lse(a, b, 20.0, True, 7),),
+        q,
+        k,
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("design", triton_ops.DESIGNS)

@@ -1,8 +1,8 @@
 """GPU lane (-m gpu): the Triton kernels at real sizes against the chunked backend, every tile forced once,
 determinism within and across processes, memory.
 
-Inputs where the masked entry dominates (``_dominant``): k_{i + offset} = normalise(q_i + 0.05 · noise / √D), so
-at any D the masked score is ≈ scale = 20 while the others are ≈ ±0.7: keeping it, or masking the wrong entry,
+Inputs where the masked entry dominates (``helpers.kernels.dominant``): k_{i + offset} = normalise(q_i + 0.05 ·
+noise / √D), so at any D the masked score is ≈ scale = 20 while the others are ≈ ±0.7: keeping it, or masking the wrong entry,
 moves the row's lse by ≈ 10, five orders of magnitude above the tolerance. The truth is the chunked backend on the
 same (rounded) inputs in fp32 with TF32 off; the kernels reach lse error < 1e-4 and dq/dk relative L2 error < 5e-3.
 M = N = 40,000 > 34k rows, so a persistent program handles several row blocks and the blocked backward several
@@ -16,10 +16,11 @@ import sys
 import pytest
 import torch
 
-from infembed.kernels import similarity_lse, similarity_lse_rowcol, triton_ops, tuning
+from infembed.kernels import similarity_lse, similarity_lse_rowcol, tuning
 from infembed.kernels.chunked import chunked_similarity
 
 from helpers import offline_env
+from helpers.kernels import dominant, forced_plans
 
 pytestmark = [
     pytest.mark.gpu,
@@ -37,15 +38,7 @@ def no_tf32():
 
 
 def _dominant(m, n, d, dtype, offset=0, seed=0):
-    """q (M, D), k (N, D) unit vectors with k_{i+offset} ≈ q_i (cos ≈ 0.999), the rest random."""
-    gen = torch.Generator(device="cuda").manual_seed(seed)
-    q = torch.nn.functional.normalize(torch.randn(m, d, device="cuda", generator=gen), dim=-1)
-    k = torch.nn.functional.normalize(torch.randn(n, d, device="cuda", generator=gen), dim=-1)
-    rows = torch.arange(m, device="cuda")
-    rows = rows[(rows + offset >= 0) & (rows + offset < n)]
-    near = q[rows] + 0.05 * torch.randn(len(rows), d, device="cuda", generator=gen) / d**0.5
-    k[rows + offset] = torch.nn.functional.normalize(near, dim=-1)
-    return q.to(dtype).requires_grad_(), k.to(dtype).requires_grad_()  # (M, D), (N, D)
+    return dominant(m, n, d, dtype, offset, seed, device="cuda")  # (M, D), (N, D)
 
 
 def _outputs_and_grads(fn, q, k, seed=1):
@@ -102,22 +95,8 @@ def test_the_inputs_make_the_mask_matter():
     assert (unmasked - masked)[:2900].min().item() > 5.0
 
 
-def _forced_plans():
-    """(dtype, forward tile, design, backward tile): every tile of triton_ops.TILES at least once."""
-    cases = []
-    for dtype in (torch.bfloat16, torch.float32):
-        fwd = triton_ops.tiles("fwd", dtype)
-        bwd = [
-            (d, t) for d in triton_ops.DESIGNS for t in triton_ops.tiles(triton_ops.DESIGN_KERNEL[d], dtype)
-        ]
-        for i in range(max(len(fwd), len(bwd))):
-            design, tile = bwd[i % len(bwd)]
-            cases.append((dtype, fwd[i % len(fwd)].name, design, tile.name))
-    return cases
-
-
 @pytest.mark.parametrize("d", [200, 768])
-@pytest.mark.parametrize("dtype,fwd,design,bwd", _forced_plans())
+@pytest.mark.parametrize("dtype,fwd,design,bwd", forced_plans())
 def test_every_tile_forced_matches_chunked(monkeypatch, d, dtype, fwd, design, bwd):
     monkeypatch.setenv(tuning.ENV_FWD_TILE, fwd)
     monkeypatch.setenv(tuning.ENV_DESIGN, design)

@@ -118,12 +118,10 @@ def _triton_ops(device: torch.device, dtype: torch.dtype):
 
 def _plan(backend: str, q, k, exclude_diagonal, with_col) -> tuple[str, object]:
     """(backend that runs, triton plan | None) for ``backend`` triton or auto (self-checked): on CUDA from
-    tuning.choose for the shape class (auto: triton vs chunked); under the interpreter the one tile, with the
-    backward design of INFEMBED_TRITON_BWD (default blocked)."""
+    tuning.choose for the shape class (auto: triton vs chunked); under the interpreter
+    tuning.interpreter_plan (forced tiles or the interpreter tile, nothing timed)."""
     if q.device.type != "cuda":
-        return "triton", _triton_ops(q.device, q.dtype).default_plan(
-            q.dtype, q.device, tuning.forced_design()
-        )
+        return "triton", tuning.interpreter_plan(q.dtype, q.device)
     cls = tuning.shape_class(
         q.device, q.dtype, q.shape[0], k.shape[0], q.shape[1], exclude_diagonal, with_col
     )

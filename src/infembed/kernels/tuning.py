@@ -144,12 +144,23 @@ def candidates(dtype: torch.dtype, device: torch.device, with_chunked: bool) -> 
         fwd = [_tile("fwd", os.environ[ENV_FWD_TILE], dtype)]
     if os.environ.get(ENV_BWD_TILE):
         name = os.environ[ENV_BWD_TILE]
-        bwd = [(d, t) for d, t in bwd if t.name == name]
+        every = lambda d: (*triton_ops.tiles(triton_ops.DESIGN_KERNEL[d], dtype), triton_ops.INTERPRETER_TILE)
+        bwd = [(d, t) for d in designs for t in every(d) if t.name == name]
         if not bwd:
             raise KernelConfigError(
                 f"{ENV_BWD_TILE}={name!r}: not a tile of the {'/'.join(designs)} backward"
             )
     return {"backends": [backend] if backend else ["triton", "chunked"], "fwd": fwd, "bwd": bwd}
+
+
+def interpreter_plan(dtype: torch.dtype, device: torch.device):
+    """The plan under the interpreter, where nothing is timed: the forced tiles (shrunk to the inputs by the
+    launchers), else the interpreter tile; the design of INFEMBED_TRITON_BWD (default blocked) where both remain."""
+    from infembed.kernels import triton_ops
+
+    cands = candidates(dtype, device, with_chunked=False)
+    design, tile = next((c for c in cands["bwd"] if c[0] == forced_design()), cands["bwd"][0])
+    return triton_ops.Plan(cands["fwd"][0], design, tile)
 
 
 def _forced_key() -> str:
