@@ -146,9 +146,7 @@ def _what_ran(backend: str, dim: int, dtype: torch.dtype, device: torch.device) 
         return {"passes": FIXED_PASSES[backend], "tile": None}
     choices = list(tuning.decided().values())
     if device.type != "cuda" and backend == "triton":
-        from infembed.kernels.triton_ops import default_plan
-
-        plan = default_plan(dtype, device, tuning.forced_design())
+        plan = tuning.interpreter_plan(dtype, device)
         return {"passes": plan.passes(dim), "tile": f"{plan.fwd.name} {plan.design}:{plan.bwd.name}"}
     if not choices or choices[-1].backend == "chunked":
         return {"passes": FIXED_PASSES["chunked"], "tile": "chunked"}

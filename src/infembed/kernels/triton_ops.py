@@ -126,11 +126,11 @@ def tiles(kernel: str, dtype: torch.dtype) -> tuple[Tile, ...]:
     return TILES["fp32" if dtype == torch.float32 else "half"][kernel]
 
 
-def default_plan(dtype: torch.dtype, device: torch.device, design: str = "blocked") -> Plan:
-    """The first tile of each kind (CUDA), or the interpreter tile (CPU), with backward ``design``."""
+def default_plan(dtype: torch.dtype, device: torch.device) -> Plan:
+    """The first tile of each kind with the blocked backward (CUDA), or the interpreter tile (CPU)."""
     if device.type != "cuda":
-        return Plan(INTERPRETER_TILE, design, INTERPRETER_TILE)
-    return Plan(tiles("fwd", dtype)[0], design, tiles(DESIGN_KERNEL[design], dtype)[0])
+        return Plan(INTERPRETER_TILE, "blocked", INTERPRETER_TILE)
+    return Plan(tiles("fwd", dtype)[0], "blocked", tiles("grad", dtype)[0])
 
 
 def dot_precision(dtype: torch.dtype, device: torch.device) -> str:
