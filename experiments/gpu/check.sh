@@ -53,7 +53,7 @@ step() {  # step NAME SECONDS COMMAND...: time limit, log to $OUT/NAME.log, stat
   local name=$1 limit=$2 start=$SECONDS rc status
   shift 2
   echo "== $name (limit ${limit}s): $*" | tee -a "$OUT/summary.txt"
-  timeout --signal=INT --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  timeout --signal=INT --kill-after=5 "$limit" "$@" > "$OUT/$name.log" 2>&1
   rc=$?
   case $rc in 0) status=ok ;; 124 | 137) status=timeout ;; *) status=failed ;; esac
   [ "$name" = memcheck ] && [ $status = timeout ] && status=inconclusive
@@ -89,7 +89,7 @@ if [ $DRY = 1 ]; then
   skip smoke "dry run"
   skip memcheck "dry run"
 else
-  step gpu_lane 140 $PY -m pytest -m gpu tests/test_kernels_gpu.py tests/test_losses_gpu.py -q -rfE \
+  step gpu_lane 130 $PY -m pytest -m gpu tests/test_kernels_gpu.py tests/test_losses_gpu.py -q -rfE \
     -p no:cacheprovider
   step smoke 45 $PY run.py debug=smoke trainer=gpu logger=csv "hydra.run.dir=$WORK/smoke"
   if command -v compute-sanitizer > /dev/null; then
