@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from infembed.errors import ConfigError, UserError, check_choice
 from infembed.hub_ids import is_hub_id
 
-TASKS = ("train", "evaluate")
+TASKS = ("train", "evaluate", "build_data")
 KERNELS = ("auto", "naive", "chunked", "triton")
 
 
@@ -80,8 +80,18 @@ CHECKS = {
     "evaluation.batch_size": _int(1),
     "evaluation.wise_ft": _unit_interval(),
     "grad_cache.chunk_size": _int(1),
+    "build.positives_per_query": _int(1),
+    "build.max_rows": _int(1),
+    "build.max_attempts": _int(1),
+    "build.mining.top_k": _int(1),
+    "build.mining.candidates_shown": _int(1),
+    "build.mining.margin": _positive_number(),
+    "generator.concurrency": _int(1),
+    "generator.max_retries": _int(0),
+    "generator.timeout_s": _positive_number(),
 }
 TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
+BUILD_ONLY = ("build.", "generator.")
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
 ARGV_RELAUNCH = (
     "ddp",
@@ -104,7 +114,9 @@ def validate(cfg: DictConfig) -> None:
     """Check every value with a known range or choice before anything heavy is built (one line per mistake)."""
     check_choice(cfg.task, TASKS, "task")
     for key, (check, expected) in CHECKS.items():
-        if cfg.task != "train" and key.startswith(TRAIN_ONLY):
+        if (cfg.task != "train" and key.startswith(TRAIN_ONLY)) or (
+            cfg.task != "build_data" and key.startswith(BUILD_ONLY)
+        ):
             continue
         value = _select(cfg, key)
         if value is not None and not check(value):
