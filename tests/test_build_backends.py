@@ -2,18 +2,14 @@
 malformed answer, refused request), the response cache, strict JSON parsing, and a tiny random Qwen2 through
 transformers (meaningless text, real batched generation with a chat template)."""
 
-import shutil
-
 import pytest
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from infembed.build.backends import CachedChat, GeneratorError, OpenAIChat, TransformersChat
 from infembed.build.cache import ResponseCache, response_key
 from infembed.build.prompts import ask_json, parse_poison, parse_verdict
 from infembed.errors import ConfigError
 
-from helpers.build import ChatStub
+from helpers.build import ChatStub, chat_lm
 
 JUDGE = [{"role": "user", "content": "Query: q\nInstruction: i\nPassage: p"}]
 
@@ -77,15 +73,7 @@ def test_http_backend_refused_request_is_one_line_and_key_comes_from_the_environ
 
 @pytest.fixture(scope="module")
 def chat_qwen(tiny_qwen, tmp_path_factory):
-    """The tiny Qwen2 (random weights from its config, saved) with a chat template on its tokenizer."""
-    folder = tmp_path_factory.mktemp("chat_qwen")
-    shutil.copytree(tiny_qwen, folder, dirs_exist_ok=True)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}<assistant>"
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return chat_lm(tiny_qwen, tmp_path_factory.mktemp("chat_qwen"))
 
 
 def test_transformers_backend_generates_batches_and_its_malformed_answers_are_counted(chat_qwen, tmp_path):

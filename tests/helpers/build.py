@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from helpers.benchmarks import write_jsonl, write_qrels
 
@@ -57,6 +61,18 @@ def collection(root: Path, topics=TOPICS) -> dict[str, set[str]]:
     write_jsonl(root / "queries.jsonl", queries)
     write_qrels(root / "qrels" / "train.tsv", qrels)
     return false_negatives
+
+
+def chat_lm(config_folder: str, folder: Path) -> str:
+    """A loadable causal LM: the random weights of ``config_folder``'s config (seed 0) and its tokenizer with a
+    minimal chat template, saved in ``folder``."""
+    shutil.copytree(config_folder, folder, dirs_exist_ok=True)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}<assistant>"
+    tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def _line(text: str, label: str) -> str:

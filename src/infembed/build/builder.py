@@ -17,8 +17,8 @@ Per pair (Q+ with its instruction, judged positive P+):
    (I-, Q+, P+) and (I+, Q-, P+) (must not). A row failing any of them is dropped and counted under its reason.
 
 ``refresh_from=ROWS`` instead re-mines existing InF-IR rows: hard_negative_document_1 becomes the encoder's top
-filtered candidate for (Q+, I+) among all passages of the rows (P+ and the row's own passages excluded); the other
-columns stay. Rows are written atomically (``.jsonl`` or ``.parquet``); extra provenance columns ride along and are
+filtered candidate for (Q+, I+) among all passages of the rows (the row's own passages and every P+ of the same
+(Q+, I+) excluded); the other columns stay. Rows are written atomically (``.jsonl`` or ``.parquet``); extra provenance columns ride along and are
 ignored by ``data=local``.
 """
 
@@ -325,12 +325,19 @@ def refresh_rows(encoder, build: dict, tally: Tally) -> list[dict]:
     key = hashlib.blake2b("".join(sorted(corpus)).encode(), digest_size=16).hexdigest()
     mining = build["mining"]
     miner = Miner(encoder, corpus, key, build["embedding_cache_dir"], mining["batch_size"])
+    judged: dict[tuple[str, str], set[str]] = {}  # (Q+, I+) -> every P+ the rows give it
+    for r in rows:
+        judged.setdefault((r["query_positive"], r["instruction_positive"]), set()).add(
+            text_id(r["document_positive"])
+        )
     queries = [
         MiningQuery(
             r["query_positive"],
             r["instruction_positive"],
             text_id(r["document_positive"]),
-            frozenset(text_id(r[c]) for c in COLUMNS[4:]),
+            frozenset(
+                {text_id(r[c]) for c in COLUMNS[4:]} | judged[r["query_positive"], r["instruction_positive"]]
+            ),
         )
         for r in rows
     ]
