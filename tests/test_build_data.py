@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from helpers import ROOT, offline_env, run_py
-from helpers.build import ChatStub, chat_lm, collection
+from helpers.build import TOPICS, ChatStub, chat_lm, collection
 
 pytestmark = pytest.mark.e2e
 SCHEMA = [
@@ -160,3 +160,38 @@ def test_bad_input_stops_with_one_line(tmp_path, override, message):
     done = run_py(*build(tmp_path, "run", "model=tiny", override), cwd=tmp_path)
     assert done.returncode == 1 and message in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_several_folders_with_judged_negatives(tmp_path):
+    """Two collections as one (ids prefixed by folder, swaps across them), hard negatives from the judged
+    non-relevant documents only."""
+    collection(tmp_path / "collection" / "first", TOPICS[:4], judged_negatives=True)
+    collection(tmp_path / "collection" / "second", TOPICS[4:8], judged_negatives=True)
+    folders = f"[{tmp_path / 'collection' / 'first'},{tmp_path / 'collection' / 'second'}]"
+    done = run_py(
+        *build(
+            tmp_path,
+            "run",
+            f"build.input={folders}",
+            "build.min_relevance=[1,1]",
+            "build.mining.negatives=judged",
+        ),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = pd.read_json(tmp_path / "run" / "rows.jsonl", lines=True)
+    assert len(rows) == 24 and {q.split("/")[0] for q in rows.source_query_id} == {"first", "second"}
+    for query_id, (positive, negative, _) in zip(rows.source_query_id, rows.source_document_ids):
+        folder, qid = query_id.split("/")
+        topic = qid.split("-")[1]
+        assert positive.startswith(f"{folder}/d-{topic}-") and positive.endswith("-pos")
+        assert (
+            negative.startswith(f"{folder}/d-{topic}-") and negative.endswith("-pos") and negative != positive
+        )
+    mismatch = run_py(
+        *build(tmp_path, "bad", f"build.input={folders}", "build.min_relevance=[1,1,2]"), cwd=tmp_path
+    )
+    assert (
+        mismatch.returncode == 1
+        and "expected one number, or one per build.input folder (2)" in mismatch.stdout + mismatch.stderr
+    )

@@ -44,9 +44,10 @@ ASPECTS = {  # aspect -> (query, instruction, positive, two paraphrases of the p
 }
 
 
-def collection(root: Path, topics=TOPICS) -> dict[str, set[str]]:
+def collection(root: Path, topics=TOPICS, judged_negatives: bool = False) -> dict[str, set[str]]:
     """A BEIR folder (split ``train``): one query per (topic, aspect), one judged positive each, two unjudged
     paraphrases of it (false negatives); the other aspects' passages of the topic are true hard negatives.
+    ``judged_negatives``: the other aspects' positives of the topic are in the qrels with score 0.
     Returns ``{query_id: false-negative doc ids}``."""
     corpus, queries, qrels, false_negatives = [], [], [], {}
     for t_index, topic in enumerate(topics):
@@ -56,6 +57,8 @@ def collection(root: Path, topics=TOPICS) -> dict[str, set[str]]:
             corpus += [{"_id": f"{base}-{k}", "text": v.format(t=topic)} for k, v in texts.items()]
             queries.append({"_id": qid, "text": query.format(t=topic), "instruction": instruction})
             qrels.append((qid, f"{base}-pos", 1))
+            others = [a for a in ASPECTS if a != aspect] if judged_negatives else []
+            qrels += [(qid, f"d-{t_index}-{other}-pos", 0) for other in others]
             false_negatives[qid] = {f"{base}-fn1", f"{base}-fn2"}
     write_jsonl(root / "corpus.jsonl", corpus)
     write_jsonl(root / "queries.jsonl", queries)

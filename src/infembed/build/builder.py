@@ -2,7 +2,8 @@
 
 Per pair (Q+ with its instruction, judged positive P+):
 
-1. mine: the encoder's top candidates for (Q+, I) over the corpus, judged positives excluded, TopK-PercPos filter;
+1. mine: the encoder's top candidates for (Q+, I) over the corpus, judged positives excluded, TopK-PercPos filter
+   (``mining.negatives=judged``: only the query's judged non-relevant documents, ranked by the encoder, no filter);
 2. poison, with an LLM (``generator=openai|transformers``): the ``poison`` prompt shows Q+, P+ and the first
    ``mining.candidates_shown`` mined candidates and must answer I+ (satisfied by P+, specific to Q+), I- (a minimal
    edit of I+ that P+ no longer satisfies but the chosen candidate does) and Q- (a minimal edit of Q+ that P+ no
@@ -38,7 +39,7 @@ from infembed.build.cache import ResponseCache
 from infembed.build.mining import Miner, MiningQuery
 from infembed.build.prompts import PromptSet, ask_json, parse_poison, parse_verdict
 from infembed.data.schema import COLUMNS
-from infembed.errors import ConfigError, UserError
+from infembed.errors import ConfigError, UserError, check_choice
 
 log = logging.getLogger("infembed")
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
@@ -86,6 +87,7 @@ def check_output(output: str) -> Path:
 def build_data(encoder, generator, prompts: dict, output_dir: Path, **build) -> dict:
     """Run the build described by the ``build`` config keys; returns the summary (also in summary.json)."""
     output = check_output(build["output"])
+    check_choice(build["mining"]["negatives"], ("mined", "judged"), "build.mining.negatives")
     chat = CachedChat(generator, ResponseCache(build["cache_dir"]), str(prompts["version"]))
     tally = Tally()
     if build.get("refresh_from"):
@@ -98,8 +100,10 @@ def build_data(encoder, generator, prompts: dict, output_dir: Path, **build) -> 
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("build summary\n%s", summary_table(summary))
     if not rows:
+        unanswered = f"; {chat.failed} of {chat.requests} requests got no answer" if chat.failed else ""
         raise BuildError(
-            f"no row accepted out of {tally.pairs} pairs: {tally.dropped} (see {output_dir}/summary.json)"
+            f"no row accepted out of {tally.pairs} pairs: {tally.dropped}{unanswered} "
+            f"(see {output_dir}/summary.json)"
         )
     write_rows(rows, output)
     log.info("%d rows written to %s", len(rows), output)
@@ -109,12 +113,48 @@ def build_data(encoder, generator, prompts: dict, output_dir: Path, **build) -> 
 # --- pairs and mining
 
 
-def judged_positives(bench, min_relevance: float) -> dict[str, list[str]]:
-    return {
-        qid: [d for d, score in docs.items() if score >= min_relevance and d in bench.corpus]
-        for qid, docs in bench.qrels.items()
-        if qid in bench.queries
-    }
+@dataclass
+class Collection:
+    """One or several BEIR folders as one: with several, every id is prefixed ``"<folder name>/"``."""
+
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    instructions: dict[str, str]
+    positives: dict[str, list[str]]  # query id -> judged positives (score >= that folder's min_relevance)
+    judged_negatives: dict[str, list[str]]  # query id -> judged documents below it
+    corpus_key: str
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def load_collection(inputs, split: str, min_relevance) -> Collection:
+    """``inputs`` a folder or a list; ``min_relevance`` a number or one per folder."""
+    from infembed.eval.benchmarks import load_benchmark
+
+    folders, thresholds = _as_list(inputs), _as_list(min_relevance)
+    if len(thresholds) == 1:
+        thresholds *= len(folders)
+    if len(thresholds) != len(folders):
+        raise ConfigError(
+            f"build.min_relevance={min_relevance}: expected one number, or one per build.input folder "
+            f"({len(folders)})"
+        )
+    merged = Collection({}, {}, {}, {}, {}, "")
+    for folder, threshold in zip(folders, thresholds):
+        bench = load_benchmark(str(folder), split, "beir")
+        prefix = f"{bench.name}/" if len(folders) > 1 else ""
+        merged.corpus |= {prefix + d: text for d, text in bench.corpus.items()}
+        merged.queries |= {prefix + q: text for q, text in bench.queries.items()}
+        merged.instructions |= {prefix + q: text for q, text in bench.instructions.items()}
+        for qid, docs in bench.qrels.items():
+            judged = [(prefix + d, score) for d, score in docs.items() if d in bench.corpus]
+            merged.positives[prefix + qid] = [d for d, score in judged if score >= threshold]
+            merged.judged_negatives[prefix + qid] = [d for d, score in judged if score < threshold]
+        merged.corpus_key += bench.corpus_key
+    merged.corpus_key = hashlib.blake2b(merged.corpus_key.encode(), digest_size=16).hexdigest()
+    return merged
 
 
 def sample_pairs(positives: dict[str, list[str]], per_query: int, max_rows, rng: random.Random):
@@ -123,16 +163,28 @@ def sample_pairs(positives: dict[str, list[str]], per_query: int, max_rows, rng:
     return pairs[:max_rows] if max_rows else pairs
 
 
-def collection_rows(encoder, chat: CachedChat, prompts: PromptSet, build: dict, tally: Tally) -> list[dict]:
-    from infembed.eval.benchmarks import load_benchmark
+def mining_queries(bench: Collection, pairs, negatives: str) -> list[MiningQuery]:
+    """``negatives=mined``: the whole corpus; ``judged``: only the query's judged non-relevant documents."""
+    return [
+        MiningQuery(
+            bench.queries[q],
+            bench.instructions[q],
+            d,
+            frozenset(bench.positives[q]),
+            frozenset(bench.judged_negatives[q]) if negatives == "judged" else None,
+        )
+        for q, d in pairs
+    ]
 
+
+def collection_rows(encoder, chat: CachedChat, prompts: PromptSet, build: dict, tally: Tally) -> list[dict]:
     if not build.get("input"):
         raise ConfigError(
             "task=build_data needs build.input=DIR (a BEIR-style folder) or build.refresh_from=ROWS"
         )
-    bench = load_benchmark(build["input"], build["split"], "beir")
+    bench = load_collection(build["input"], build["split"], build["min_relevance"])
     rng = random.Random(build["seed"])
-    positives = judged_positives(bench, build["min_relevance"])
+    positives = bench.positives
     pairs = sample_pairs(positives, build["positives_per_query"], build["max_rows"], rng)
     if not pairs:
         raise BuildError(
@@ -141,10 +193,13 @@ def collection_rows(encoder, chat: CachedChat, prompts: PromptSet, build: dict, 
     tally.pairs = len(pairs)
     mining = build["mining"]
     miner = Miner(encoder, bench.corpus, bench.corpus_key, build["embedding_cache_dir"], mining["batch_size"])
+    judged_only = (
+        mining["negatives"] == "judged"
+    )  # judged non-relevant documents need no false-negative filter
     mined = miner.mine(
-        [MiningQuery(bench.queries[q], bench.instructions[q], d, frozenset(positives[q])) for q, d in pairs],
+        mining_queries(bench, pairs, mining["negatives"]),
         mining["top_k"],
-        mining["margin"],
+        float("inf") if judged_only else mining["margin"],
     )
     tally.malformed["suspected_false_negatives"] = sum(len(m.suspected) for m in mined)
     if chat.generator.writes_text:

@@ -36,6 +36,7 @@ class MiningQuery:
     instruction: str
     positive: str  # doc id of the judged positive the filter compares with
     excluded: frozenset[str]  # doc ids never returned (the query's judged positives)
+    pool: frozenset[str] | None = None  # only these doc ids are candidates (None: the whole corpus)
 
 
 def false_negative_mask(scores: torch.Tensor, positive_scores: torch.Tensor, margin: float) -> torch.Tensor:
@@ -72,11 +73,28 @@ class Miner:
         positive_scores = (pair_emb * positive_emb).sum(-1)  # (Q,)
         depth = top_k + max(len(q.excluded) for q in queries)
         scores, idx = exact_top_k(pair_emb, self.doc_emb, depth)  # (Q, depth), (Q, depth)
-        keep = false_negative_mask(scores, positive_scores, margin)  # (Q, depth)
-        return [
-            self._one(q, s.tolist(), i.tolist(), k.tolist(), p, top_k)
-            for q, s, i, k, p in zip(queries, scores, idx, keep, positive_scores.tolist())
+        ranked = [
+            self._ranked_pool(q, z) if q.pool is not None else (s, i)
+            for q, z, s, i in zip(queries, pair_emb, scores, idx)
         ]
+        return [
+            self._one(
+                q,
+                s.tolist(),
+                i.tolist(),
+                false_negative_mask(s[None], p[None], margin)[0].tolist(),
+                p.item(),
+                top_k,
+            )
+            for q, (s, i), p in zip(queries, ranked, positive_scores)
+        ]
+
+    def _ranked_pool(self, query: MiningQuery, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and rows of the query's pool, best first: (P,), (P,)."""
+        rows = torch.tensor(sorted(self.row[d] for d in query.pool), dtype=torch.long)  # (P,)
+        scores = self.doc_emb[rows] @ pair  # (P,)
+        order = scores.argsort(descending=True)
+        return scores[order], rows[order]
 
     def _one(self, query: MiningQuery, scores, idx, keep, positive_score: float, top_k: int) -> Mined:
         mined = Mined(positive_score)
