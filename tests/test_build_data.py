@@ -53,7 +53,7 @@ def test_build_without_llm_trains_and_refreshes_with_the_trained_model(tmp_path)
     stats = summary(tmp_path, "build")
     assert stats["accepted"] == len(table) == 30 and stats["acceptance_rate"] == 1.0
     assert (
-        stats["suspected_false_negatives"] > 0
+        stats["mining"]["suspected_false_negatives"] > 0
         and "| acceptance rate | 100.0 % |" in done.stdout + done.stderr
     )
     assert (table.instruction_negative != table.instruction_positive).all()
@@ -181,6 +181,7 @@ def test_several_folders_with_judged_negatives(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = pd.read_json(tmp_path / "run" / "rows.jsonl", lines=True)
     assert len(rows) == 24 and {q.split("/")[0] for q in rows.source_query_id} == {"first", "second"}
+    assert summary(tmp_path, "run")["mining"]["first_candidate_judged_non_relevant"] == 24
     for query_id, (positive, negative, _) in zip(rows.source_query_id, rows.source_document_ids):
         folder, qid = query_id.split("/")
         topic = qid.split("-")[1]

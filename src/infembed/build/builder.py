@@ -72,6 +72,7 @@ class Tally:
     pairs: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     malformed: dict[str, int] = field(default_factory=dict)
+    mining: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -201,7 +202,7 @@ def collection_rows(encoder, chat: CachedChat, prompts: PromptSet, build: dict, 
         mining["top_k"],
         float("inf") if judged_only else mining["margin"],
     )
-    tally.malformed["suspected_false_negatives"] = sum(len(m.suspected) for m in mined)
+    tally.mining = mining_counts(mined, [bench.judged_negatives[q] for q, _ in pairs])
     if chat.generator.writes_text:
         candidates = llm_poison(chat, prompts, bench, pairs, mined, miner, build, tally)
     else:
@@ -210,6 +211,20 @@ def collection_rows(encoder, chat: CachedChat, prompts: PromptSet, build: dict, 
     if chat.generator.writes_text and build["judge"]:
         candidates = judged(chat, prompts, candidates, build["max_attempts"], tally)
     return [row_of(c, chat, prompts.version, encoder, build) for c in candidates]
+
+
+def mining_counts(mined, judged_negatives) -> dict[str, int]:
+    """What the filter dropped, and how the judgements (when the collection has non-relevant ones) see it:
+    a dropped candidate judged non-relevant was a true negative dropped by mistake."""
+    judged = [set(j) for j in judged_negatives]
+    return {
+        "suspected_false_negatives": sum(len(m.suspected) for m in mined),
+        "suspected_judged_non_relevant": sum(len(j & set(m.suspected)) for m, j in zip(mined, judged)),
+        "first_candidate_judged_non_relevant": sum(
+            bool(m.kept) and m.kept[0] in j for m, j in zip(mined, judged)
+        ),
+        "first_candidate_unjudged": sum(bool(m.kept) and m.kept[0] not in j for m, j in zip(mined, judged)),
+    }
 
 
 # --- poisoning
@@ -398,7 +413,7 @@ def refresh_rows(encoder, build: dict, tally: Tally) -> list[dict]:
     ]
     mined = miner.mine(queries, mining["top_k"], mining["margin"])
     tally.pairs = len(rows)
-    tally.malformed["suspected_false_negatives"] = sum(len(m.suspected) for m in mined)
+    tally.mining = mining_counts(mined, [[] for _ in mined])
     out = []
     for row, found in zip(rows, mined):
         source = row.pop(SOURCE)
@@ -452,8 +467,8 @@ def summarise(tally: Tally, rows: list[dict], chat: CachedChat, encoder, build: 
         "accepted": len(rows),
         "acceptance_rate": len(rows) / tally.pairs if tally.pairs else 0.0,
         "dropped": dict(sorted(tally.dropped.items())),
-        "malformed_answers": {k: v for k, v in tally.malformed.items() if k != "suspected_false_negatives"},
-        "suspected_false_negatives": tally.malformed.get("suspected_false_negatives", 0),
+        "malformed_answers": tally.malformed,
+        "mining": tally.mining,
         "requests": chat.requests,
         "failed_requests": chat.failed,
         "cache_hits": chat.cache.hits,
@@ -476,7 +491,7 @@ def summary_table(summary: dict) -> str:
     lines += [f"| dropped: {reason} | {n} |" for reason, n in summary["dropped"].items()]
     lines += [f"| malformed answers: {step} | {n} |" for step, n in summary["malformed_answers"].items()]
     lines += [
-        f"| suspected false negatives (filtered) | {summary['suspected_false_negatives']} |",
+        *(f"| mining: {what.replace('_', ' ')} | {n} |" for what, n in summary["mining"].items()),
         f"| requests / cache hits / failed | {summary['requests']} / {summary['cache_hits']} / {summary['failed_requests']} |",
         f"| acceptance rate | {100 * summary['acceptance_rate']:.1f} % |",
     ]
