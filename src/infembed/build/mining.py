@@ -78,15 +78,7 @@ class Miner:
             for q, z, s, i in zip(queries, pair_emb, scores, idx)
         ]
         return [
-            self._one(
-                q,
-                s.tolist(),
-                i.tolist(),
-                false_negative_mask(s[None], p[None], margin)[0].tolist(),
-                p.item(),
-                top_k,
-            )
-            for q, (s, i), p in zip(queries, ranked, positive_scores)
+            self._one(q, s, i, p, top_k, margin) for q, (s, i), p in zip(queries, ranked, positive_scores)
         ]
 
     def _ranked_pool(self, query: MiningQuery, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,9 +88,11 @@ class Miner:
         order = scores.argsort(descending=True)
         return scores[order], rows[order]
 
-    def _one(self, query: MiningQuery, scores, idx, keep, positive_score: float, top_k: int) -> Mined:
-        mined = Mined(positive_score)
-        for score, row, kept in zip(scores, idx, keep):
+    def _one(self, query: MiningQuery, scores, rows, positive_score, top_k: int, margin: float) -> Mined:
+        """One pair's candidates from (K,) scores and corpus rows, best first; excluded ids skipped."""
+        keep = false_negative_mask(scores[None], positive_score[None], margin)[0]  # (K,)
+        mined = Mined(positive_score.item())
+        for score, row, kept in zip(scores.tolist(), rows.tolist(), keep.tolist()):
             doc = self.doc_ids[row]
             if doc in query.excluded or len(mined.kept) + len(mined.suspected) >= top_k:
                 continue
