@@ -58,7 +58,6 @@ FORBIDDEN = {
     ),
     "infembed.preflight": (
         "infembed.pipeline",
-        "infembed.models",
         "infembed.losses",
         "infembed.kernels",
         "infembed.data",
