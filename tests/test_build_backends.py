@@ -38,9 +38,9 @@ def test_cache_key_covers_model_prompt_version_messages_sampling_and_attempt():
 
 
 def test_http_backend_retries_429_and_timeout_counts_malformed_and_caches(tmp_path):
-    with ChatStub(status={1: 429}, slow={2: 2.0}, malformed={3}) as stub:
+    with ChatStub(status={1: 429}, slow={2: 5.0}, malformed={3}) as stub:
         chat = CachedChat(
-            OpenAIChat(stub.url, "stub-model", timeout_s=0.5, backoff_s=0.01, concurrency=1),
+            OpenAIChat(stub.url, "stub-model", timeout_s=2, backoff_s=0.01, concurrency=1),
             ResponseCache(tmp_path),
             "v1",
         )

@@ -87,10 +87,10 @@ def test_build_without_llm_trains_and_refreshes_with_the_trained_model(tmp_path)
 def test_openai_build_survives_faults_and_resumes_after_a_kill_without_asking_twice(tmp_path):
     collection(tmp_path / "collection")
     killed = {}
-    with ChatStub(status={1: 429}, slow={2: 2.0}, malformed={3}) as stub:
+    with ChatStub(status={1: 429}, slow={2: 6.0}, malformed={3}) as stub:
         args = build(
             tmp_path, "run", "generator=openai", f"generator.base_url={stub.url}", "generator.model=stub-model",
-            "generator.timeout_s=0.5", "generator.backoff_s=0.01", "generator.concurrency=1", "build.max_rows=4",
+            "generator.timeout_s=3", "generator.backoff_s=0.01", "generator.concurrency=1", "build.max_rows=4",
         )  # fmt: skip
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=offline_env(),
