@@ -231,35 +231,36 @@ def mining_counts(mined, judged_negatives) -> dict[str, int]:
 
 
 def swap_poison(bench, pairs, mined, positives, rng: random.Random, tally: Tally) -> list[Candidate]:
-    """I-, Q- and hard_negative_document_2 from other queries of the collection; hard_negative_document_1 mined."""
+    """I-, Q- and hard_negative_document_2 from other queries of the collection; hard_negative_document_1 mined.
+
+    The swaps are drawn for every pair before its mining result is looked at, so builds that differ only in how
+    negatives are mined (or filtered) give each pair the same swaps."""
     answerable = [q for q, docs in positives.items() if docs]
     out = []
     for (qid, positive), found in zip(pairs, mined):
         instruction = bench.instructions[qid]
         others = [q for q in answerable if bench.instructions[q] != instruction]
         other_queries = [q for q in answerable if bench.queries[q] != bench.queries[qid]]
+        if not others or not other_queries:
+            tally.drop("no_other_instruction" if not others else "no_other_query")
+            continue
+        swap = rng.choice(other_queries)
+        hn2 = rng.choice(positives[swap])
+        instruction_negative = bench.instructions[rng.choice(others)]
         if not found.kept:
             tally.drop("no_mined_candidate")
-        elif not others or not other_queries:
-            tally.drop("no_other_instruction" if not others else "no_other_query")
-        else:
-            swap, hn1 = rng.choice(other_queries), found.kept[0]
-            hn2 = rng.choice(positives[swap])
-            out.append(
-                Candidate(
-                    qid,
-                    {
-                        "query_positive": bench.queries[qid],
-                        "query_negative": bench.queries[swap],
-                        "instruction_positive": instruction,
-                        "instruction_negative": bench.instructions[rng.choice(others)],
-                        "document_positive": bench.corpus[positive],
-                        "hard_negative_document_1": bench.corpus[hn1],
-                        "hard_negative_document_2": bench.corpus[hn2],
-                    },
-                    [positive, hn1, hn2],
-                )
-            )
+            continue
+        hn1 = found.kept[0]
+        columns = {
+            "query_positive": bench.queries[qid],
+            "query_negative": bench.queries[swap],
+            "instruction_positive": instruction,
+            "instruction_negative": instruction_negative,
+            "document_positive": bench.corpus[positive],
+            "hard_negative_document_1": bench.corpus[hn1],
+            "hard_negative_document_2": bench.corpus[hn2],
+        }
+        out.append(Candidate(qid, columns, [positive, hn1, hn2]))
     return out
 
 
