@@ -1,10 +1,13 @@
 """Hard-negative mining and the TopK-PercPos false-negative filter, measured on a collection whose labels say which
 unjudged passages are relevant (paraphrases of the judged positive), with the real MiniLM."""
 
+import random
+
 import pytest
 import torch
 
-from infembed.build.mining import Miner, MiningQuery, false_negative_mask
+from infembed.build.builder import Tally, load_collection, sample_pairs, swap_poison
+from infembed.build.mining import Mined, Miner, MiningQuery, false_negative_mask
 from infembed.eval.benchmarks import load_beir_folder
 from infembed.models.encoder import BiEncoder
 
@@ -67,3 +70,17 @@ def test_filter_recall_and_precision_on_labelled_false_negatives(mined_collectio
     assert table[0.9]["recall"] > table[0.95]["recall"]
     assert table[float("inf")]["recall"] == 0.0 and table[float("inf")]["first_is_false_negative"] == 1.0
     assert table[0.95]["first_is_false_negative"] <= 0.35
+
+
+def test_swaps_do_not_depend_on_which_pairs_lost_their_candidates(tmp_path):
+    """Builds that differ only in mining (e.g. the filter margin) give every surviving pair the same I-, Q-, HN2."""
+    collection(tmp_path)
+    bench = load_collection(str(tmp_path), "train", 1)
+    pairs = sample_pairs(bench.positives, 1, None, random.Random(0))
+    every = [Mined(1.0, kept=[next(iter(bench.corpus))]) for _ in pairs]
+    some = [m if n % 2 else Mined(1.0) for n, m in enumerate(every)]
+    full = swap_poison(bench, pairs, every, bench.positives, random.Random(7), Tally())
+    tally = Tally()
+    part = swap_poison(bench, pairs, some, bench.positives, random.Random(7), tally)
+    assert len(part) == len(full) // 2 and tally.dropped == {"no_mined_candidate": len(full) - len(part)}
+    assert [c.columns for c in part] == [c.columns for c in full[1::2]]
