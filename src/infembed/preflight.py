@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infembed.errors import ConfigError, UserError, check_choice
 from infembed.hub_ids import is_hub_id
+from infembed.text import TRUNCATIONS
 
 TASKS = ("train", "evaluate", "build_data")
 KERNELS = ("auto", "naive", "chunked", "triton")
@@ -57,6 +58,10 @@ def _unit_interval():
     return check, "a number in [0, 1]"
 
 
+def _one_of(choices: tuple[str, ...]):
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
 def _swaps():
     return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
 
@@ -80,9 +85,11 @@ CHECKS = {
     "evaluation.batch_size": _int(1),
     "evaluation.wise_ft": _unit_interval(),
     "grad_cache.chunk_size": _int(1),
+    "model.truncation": _one_of(TRUNCATIONS),
     "build.positives_per_query": _int(1),
     "build.max_rows": _int(1),
     "build.max_attempts": _int(1),
+    "build.mining.negatives": _one_of(("mined", "judged")),
     "build.mining.top_k": _int(1),
     "build.mining.candidates_shown": _int(1),
     "build.mining.margin": _positive_number(),

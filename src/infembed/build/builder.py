@@ -39,7 +39,7 @@ from infembed.build.cache import ResponseCache
 from infembed.build.mining import Miner, MiningQuery
 from infembed.build.prompts import PromptSet, ask_json, parse_poison, parse_verdict
 from infembed.data.schema import COLUMNS
-from infembed.errors import ConfigError, UserError, check_choice
+from infembed.errors import ConfigError, UserError
 
 log = logging.getLogger("infembed")
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
@@ -88,7 +88,6 @@ def check_output(output: str) -> Path:
 def build_data(encoder, generator, prompts: dict, output_dir: Path, **build) -> dict:
     """Run the build described by the ``build`` config keys; returns the summary (also in summary.json)."""
     output = check_output(build["output"])
-    check_choice(build["mining"]["negatives"], ("mined", "judged"), "build.mining.negatives")
     chat = CachedChat(generator, ResponseCache(build["cache_dir"]), str(prompts["version"]))
     tally = Tally()
     if build.get("refresh_from"):
