@@ -152,6 +152,7 @@ def test_transformers_backend_counts_malformed_answers_and_writes_no_rows(tiny_q
         ("build.output=rows.csv", "build.output=rows.csv: expected a path ending in .jsonl or .parquet"),
         ("build.input=/no/such/folder", "/no/such/folder: benchmark folder not found"),
         ("build.mining.margin=0", "build.mining.margin=0: expected a number > 0"),
+        ("build.mining.negatives=random", "build.mining.negatives='random': expected one of mined, judged"),
         ("generator=openai", "generator.model: the endpoint's model name is required"),
     ],
 )
