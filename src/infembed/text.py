@@ -27,7 +27,7 @@ TOWERS = ("pair", "passage")
 FUSIONS = (
     "concat",
     "attention",
-)  # how a pair becomes one vector: one "query instruction" text, or method.md §7
+)  # how a pair becomes one vector: one "query instruction" text, or docs/method.md, "Attention fusion"
 
 
 def check_template(template: str, fields: tuple[str, ...], key: str) -> str:

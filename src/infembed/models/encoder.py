@@ -10,7 +10,7 @@ unless ``separate_passage_tower`` is set. Pooling:
 
 Embeddings are L2-normalised, so a dot product is the cosine similarity used everywhere in the project.
 
-Fusion of the pair (``fusion``): ``concat`` (the default, above) | ``attention`` (method.md §7,
+Fusion of the pair (``fusion``): ``concat`` (the default, above) | ``attention`` (docs/method.md, "Attention fusion",
 :mod:`infembed.models.fusion`): the query (the pair template with an empty instruction) and the raw instruction are
 encoded separately and fused by parameter-free attention of the instruction tokens over the query tokens; the pair
 template's instruction slot and ``pooling`` then do not apply to pairs (passages are pooled as usual). An empty
