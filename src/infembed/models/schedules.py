@@ -6,6 +6,12 @@ then
     linear:   (total − step) / (total − warmup), down to 0
     cosine:   ½ (1 + cos(π · (step − warmup) / (total − warmup))), down to 0
     constant: 1
+
+Why not ``transformers.get_scheduler``: after the warmup its ``linear``, ``cosine`` and ``constant_with_warmup``
+factors are exactly these (tests/test_schedules_library.py compares them step by step), but its warmup is
+``step / warmup``, which trains the first optimiser step at learning rate 0; ours, ``(step + 1) / warmup``, makes
+every step count, and every result measured in experiments/ was trained with it. The cosine factor is also held at
+0 past ``total`` (the library's rises again), which matters for a resumed run with a larger ``trainer.max_steps``.
 """
 
 from __future__ import annotations
