@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from infembed.errors import ConfigError, check_choice
+from infembed.errors import check_choice, check_number
 
 SCHEDULES = ("linear", "cosine", "constant")
 
@@ -47,8 +47,7 @@ def warmup_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int, name: str = "linear", warmup_ratio: float = 0.1
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step LambdaLR: linear warmup over ``warmup_ratio · total_steps`` steps, then ``name``."""
-    if not 0.0 <= warmup_ratio < 1.0:
-        raise ConfigError(f"scheduler.warmup_ratio={warmup_ratio}: expected a number in [0, 1)")
+    check_number(warmup_ratio, "scheduler.warmup_ratio", 0, 1, bounds="[)")
     warmup = int(warmup_ratio * total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(name, warmup, total_steps))
 
