@@ -1,4 +1,5 @@
-"""The helpers that touch DictConfig besides the pipeline and the pre-flight checks: resolvers and plain dicts."""
+"""The helpers that touch DictConfig besides the pipeline and the pre-flight checks: resolvers, and one line
+for a Hydra composition error."""
 
 from __future__ import annotations
 
@@ -31,12 +32,6 @@ def register_resolvers() -> None:
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
-
-
-def to_plain(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict:
-    """Resolved plain dict without ``_target_``-style keys and without ``drop`` (class arguments)."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in plain.items() if not k.startswith("_") and k not in drop}
 
 
 def composition_error_line(err: BaseException) -> str | None:

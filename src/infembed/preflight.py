@@ -49,7 +49,7 @@ def choices() -> dict[str, tuple]:
     from infembed.losses.registry import LOSS_NAMES
     from infembed.models.encoder import POOLINGS
     from infembed.models.schedules import SCHEDULES
-    from infembed.text import FUSIONS, PADDING_SIDES
+    from infembed.text import FUSIONS, PADDING_SIDES, TRUNCATIONS
 
     return {
         "task": TASKS,
@@ -61,6 +61,7 @@ def choices() -> dict[str, tuple]:
         "model.pooling": POOLINGS,
         "model.fusion": FUSIONS,
         "model.padding_side": PADDING_SIDES,
+        "model.truncation": TRUNCATIONS,
         "module.scheduler.name": SCHEDULES,
         "benchmark.format": FORMATS,
         "benchmark.mode": MODES,
@@ -100,6 +101,7 @@ CHECKS: dict[str, Check] = {
     "model.pooling": _choice,
     "model.fusion": _choice,
     "model.padding_side": _choice,
+    "model.truncation": _choice,
     "model.normalize": check_bool,
     "model.separate_passage_tower": check_bool,
     "model.random_init": check_bool,
@@ -318,13 +320,11 @@ def _strategy_name(cfg: DictConfig) -> str:
 
 
 def _check_grad_cache_fusion(cfg: DictConfig) -> None:
-    """The gradient cache caches pooled embeddings; the attention fusion needs the token states of the step."""
-    chunk_size = _select(cfg, "grad_cache.chunk_size")
-    if chunk_size is not None and _select(cfg, "model.fusion") == "attention":
-        raise ConfigError(
-            f"grad_cache.chunk_size={chunk_size} with model.fusion=attention: the gradient cache keeps pooled "
-            "embeddings, the attention fusion needs token states; use grad_cache.chunk_size=null"
-        )
+    """The rule lives with the gradient cache (the module checks it too, for Python callers); asked here so the
+    mistake stops before anything is loaded."""
+    from infembed.models.grad_cache import check_fusion
+
+    check_fusion(_select(cfg, "grad_cache.chunk_size"), _select(cfg, "model.fusion"))
 
 
 def _check_grad_cache_strategy(cfg: DictConfig) -> None:
