@@ -19,6 +19,8 @@ import torch
 
 from infembed.eval.retrieval import encode_corpus, exact_top_k
 
+NEGATIVES = ("mined", "judged")  # build.mining.negatives: the whole corpus, or the query's judged non-relevant docs
+
 
 @dataclass
 class Mined:
