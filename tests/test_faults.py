@@ -45,7 +45,8 @@ def other_filesystem_tmpdir():
 def test_kill_inside_a_save_with_tmpdir_on_another_filesystem_resumes_exactly(
     tmp_path, other_filesystem_tmpdir
 ):
-    steps = ("trainer.max_steps=10", "trainer.val_check_interval=5")
+    # a 4M-parameter BERT: 50 MB checkpoints, so that a save lasts long enough to be interrupted
+    steps = ("trainer.max_steps=10", "trainer.val_check_interval=5", "model.config_overrides.hidden_size=128")
     env = offline_env(TMPDIR=str(other_filesystem_tmpdir))
     job = tmp_path / "job"
     process = start_run(*SMOKE, *steps, f"hydra.run.dir={job}", cwd=tmp_path, env=env)

@@ -48,7 +48,8 @@ def wait_until(process: subprocess.Popen, condition, timeout: float = 300.0, pol
 
 
 def being_written(directory: Path, full_size: int) -> bool:
-    """Some file of ``directory`` (hidden ones included) is non-empty but smaller than a whole checkpoint."""
+    """Some file of ``directory`` (hidden ones included) is non-empty but clearly smaller than a whole checkpoint
+    (whole ones differ by a few bytes of callback state)."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
@@ -58,7 +59,7 @@ def being_written(directory: Path, full_size: int) -> bool:
             size = entry.stat().st_size
         except FileNotFoundError:
             continue
-        if 0 < size < full_size:
+        if 0 < size < 0.98 * full_size:
             return True
     return False
 
@@ -67,7 +68,7 @@ def kill_inside_a_save(process: subprocess.Popen, directory: Path, timeout: floa
     """SIGKILL ``process`` while it writes a checkpoint into ``directory`` (once a whole last.ckpt exists)."""
     last = directory / "last.ckpt"
     wait_until(process, lambda: (directory / "step2.ckpt").exists() and last.exists(), timeout)
-    full_size = max(p.stat().st_size for p in directory.glob("step*.ckpt"))
+    full_size = min(p.stat().st_size for p in directory.glob("step*.ckpt"))
     deadline = time.monotonic() + timeout
     while not being_written(directory, full_size):
         assert process.poll() is None, "the run ended before a save could be interrupted"
