@@ -157,7 +157,9 @@ class RunDirectoryLock(Callback):
         lock = RunLock(directory)
         try:
             lock.acquire()
-        except RunDirectoryInUseError as err:  # before Hydra's logging exists: the same one line run.py prints
+        except (
+            RunDirectoryInUseError
+        ) as err:  # before Hydra's logging exists: the same one line run.py prints
             print(f"{type(err).__name__}: {err}", file=sys.stderr)
             sys.exit(1)
         self.locks.append(lock)
