@@ -36,7 +36,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from infembed.callbacks.resume import RunRecord, resume_segments, training_settings
 from infembed.checkpoint_files import newest_loadable, read_checkpoint
-from infembed.config import to_plain
 from infembed.errors import ConfigError, UserError
 from infembed.preflight import check_hub_access, validate
 from infembed.results import lookup, results_table, write_results
@@ -148,17 +147,18 @@ def job_run_name(cfg: DictConfig, output_dir: Path) -> str:
 
 
 def log_artifacts(logger, output_dir: Path, checkpoint) -> None:
-    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json) and ``model-<run id>`` (the last
-    checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs keep them for ``wandb sync``;
-    a resumed run adds a new version of each."""
+    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json, clusters.json if any) and
+    ``model-<run id>`` (the last checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs
+    keep them for ``wandb sync``; a resumed run adds a new version of each."""
     if rank_zero_only.rank != 0 or not isinstance(logger, WandbLogger):
         return
     import wandb
 
     run = logger.experiment
     results = wandb.Artifact(f"results-{run.id}", type="results")
-    for name in ("metrics.json", "per_query.json"):
-        results.add_file(str(output_dir / name))
+    for name in ("metrics.json", "per_query.json", "clusters.json"):
+        if (output_dir / name).is_file():
+            results.add_file(str(output_dir / name))
     run.log_artifact(results)
     if checkpoint is not None and checkpoint.last_model_path:
         model = wandb.Artifact(f"model-{run.id}", type="model")
@@ -221,7 +221,7 @@ def evaluate(cfg: DictConfig, encoder, heldout_dir: Path | None, runs_dir: Path 
     if heldout_dir is not None:
         rows[SYNTHETIC] = evaluate_synthetic(encoder, heldout_dir, cfg.evaluation.batch_size)
     if has_benchmark(cfg):
-        rows |= evaluate_from_config(encoder, to_plain(cfg.benchmark), runs_dir)
+        rows |= evaluate_from_config(encoder, instantiate(cfg.benchmark), runs_dir)
     if not rows:
         log.warning("no evaluation set configured (set benchmark.path=... to evaluate); skipping evaluation")
     return rows

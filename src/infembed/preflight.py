@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infembed.errors import ConfigError, UserError, check_choice
 from infembed.hub_ids import is_hub_id
+from infembed.text import TRUNCATIONS
 
 TASKS = ("train", "evaluate")
 KERNELS = ("auto", "naive", "chunked", "triton")
@@ -57,6 +58,10 @@ def _unit_interval():
     return check, "a number in [0, 1]"
 
 
+def _one_of(choices: tuple[str, ...]):
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
 def _swaps():
     return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
 
@@ -80,6 +85,7 @@ CHECKS = {
     "evaluation.batch_size": _int(1),
     "evaluation.wise_ft": _unit_interval(),
     "grad_cache.chunk_size": _int(1),
+    "model.truncation": _one_of(TRUNCATIONS),
 }
 TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
@@ -211,13 +217,11 @@ def _strategy_name(cfg: DictConfig) -> str:
 
 
 def _check_grad_cache_fusion(cfg: DictConfig) -> None:
-    """The gradient cache caches pooled embeddings; the attention fusion needs the token states of the step."""
-    chunk_size = _select(cfg, "grad_cache.chunk_size")
-    if chunk_size is not None and _select(cfg, "model.fusion") == "attention":
-        raise ConfigError(
-            f"grad_cache.chunk_size={chunk_size} with model.fusion=attention: the gradient cache keeps pooled "
-            "embeddings, the attention fusion needs token states; use grad_cache.chunk_size=null"
-        )
+    """The rule lives with the gradient cache (the module checks it too, for Python callers); asked here so the
+    mistake stops before anything is loaded."""
+    from infembed.models.grad_cache import check_fusion
+
+    check_fusion(_select(cfg, "grad_cache.chunk_size"), _select(cfg, "model.fusion"))
 
 
 def _check_grad_cache_strategy(cfg: DictConfig) -> None:
