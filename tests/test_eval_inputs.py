@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from infembed.eval.benchmarks import BenchmarkDataError, load_benchmark
+
 from helpers import run_py
 from helpers.benchmarks import make_beir
 
@@ -23,14 +25,24 @@ def one_line(result, expected: str) -> None:
     assert len(lines) == 1 and expected in lines[0], printed[-2000:]
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("score", ["nan", "-inf"])
-def test_a_non_finite_relevance_score_is_refused(tmp_path, score):
-    root = make_beir(tmp_path / "toy")
+def with_score(root, score: str):
     qrels = root / "qrels" / "test.tsv"
     qrels.write_text(qrels.read_text() + f"q3\td1\t{score}\n")
-    one_line(evaluate(root, tmp_path, "ev"), f"test.tsv:10: score '{score}' is not a finite number")
+    return root
+
+
+@pytest.mark.e2e
+def test_a_non_finite_relevance_score_is_refused(tmp_path):
+    root = with_score(make_beir(tmp_path / "toy"), "nan")
+    one_line(evaluate(root, tmp_path, "ev"), "test.tsv:10: score 'nan' is not a finite number")
     assert not (tmp_path / "ev" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("score", ["inf", "-Infinity", "NaN"])
+def test_every_non_finite_spelling_is_refused(tmp_path, score):
+    root = with_score(make_beir(tmp_path / "toy"), score)
+    with pytest.raises(BenchmarkDataError, match=f"test.tsv:10: score '{score}' is not a finite number"):
+        load_benchmark(str(root))
 
 
 @pytest.mark.e2e
