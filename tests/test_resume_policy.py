@@ -67,7 +67,7 @@ def test_an_allowed_learning_rate_takes_effect_and_each_segment_is_recorded(firs
     metrics = json.loads((cwd / "c" / "metrics.json").read_text())
     assert metrics["segments"] == segments and metrics["config"]["module"]["optimizer"]["lr"] == 5e-5
     hparams = yaml.safe_load(next((cwd / "c" / "csv").glob("version_*/hparams.yaml")).read_text())
-    assert hparams["segments"] == segments
+    assert hparams["resume"]["segments"] == segments
     saved = torch.load(cwd / "c" / "checkpoints" / "last.ckpt", weights_only=False)
     assert saved["callbacks"]["RunRecord"]["segments"] == segments
     assert all(

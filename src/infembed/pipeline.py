@@ -82,7 +82,7 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
         if cfg.evaluation.before:
             stages["before"] = evaluate(cfg, encoder, datamodule.heldout_dir)
         if logger:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True) | {"segments": record.segments})
+            logger.log_hyperparams(logged_config(cfg, record.segments))
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         stages["after"] = evaluate(cfg, encoder, datamodule.heldout_dir)
         payload = report(cfg, output_dir, stages, encoder, logger, record.segments)
@@ -90,6 +90,13 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
         return payload
     finally:
         finish_wandb()
+
+
+def logged_config(cfg: DictConfig, segments: list[dict]) -> dict:
+    """The resolved config with the run's segments under ``resume.segments`` (what each segment trained with)."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["resume"] = {**(config.get("resume") or {}), "segments": segments}
+    return config
 
 
 def resume_from(cfg: DictConfig) -> tuple[str | None, RunRecord]:

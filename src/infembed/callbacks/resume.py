@@ -13,7 +13,7 @@ new]}}, ...]``. A resume compares its settings with the checkpoint's before anyt
 listed in ``resume.allow_changes`` is refused in one line that lists them all. An allowed change takes effect from
 the resumed step (Lightning restores the optimiser's hyperparameters and the schedule's base learning rates from the
 checkpoint; :meth:`RunRecord.on_train_start` puts the configured ones back) and is recorded as a new segment: in the
-checkpoints, in ``metrics.json`` (``segments``) and in the logger's hyperparameters.
+checkpoints, in ``metrics.json`` (``segments``) and in the logger's hyperparameters (``resume.segments``).
 """
 
 from __future__ import annotations
