@@ -2,7 +2,7 @@
 
 Runs inside the DataLoader workers (tokenisation there, dynamic padding to the longest text of the batch).
 
-Instruction-swap sampling (method.md §6), for triplet i with instruction I_i and query Q_i:
+Instruction-swap sampling (docs/method.md, "Swap sampling"), for triplet i with instruction I_i and query Q_i:
     candidates  C_i = { distinct instruction texts u of the batch : u ≠ I_i }  (no duplicate of I_i)
     designed    the row's I- for its (I+, Q+) triplet, always in S_i when it differs from I+
     S_i         designed ∪ uniform sample without replacement from the rest of C_i, |S_i| = min(K, |C_i|)
