@@ -349,7 +349,9 @@ def data_name(cfg) -> str | None:
 
 def provenance_of(ckpt: str | os.PathLike, base_model: str | None = None) -> Provenance:
     """Loss (recorded in the checkpoint), backbone and data (the run's resolved Hydra config, when present)."""
-    record = torch.load(ckpt, map_location="cpu", weights_only=False).get("infembed", {})
+    from infembed.checkpoint_files import KEY, read_checkpoint
+
+    record = read_checkpoint(ckpt, mmap=True)[KEY]
     provenance = Provenance(loss=record.get("loss"))
     cfg = _run_config(Path(ckpt))
     backbone = None
