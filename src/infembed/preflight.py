@@ -57,6 +57,10 @@ def _unit_interval():
     return check, "a number in [0, 1]"
 
 
+def _bool():
+    return (lambda v: isinstance(v, bool)), "true or false"
+
+
 def _swaps():
     return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
 
@@ -71,6 +75,8 @@ CHECKS = {
     "data.num_workers": _int(0),
     "data.shuffle_buffer": _int(0),
     "data.num_swap_negatives": _swaps(),
+    "data.mask_false_swaps": _bool(),
+    "data.false_swap_rate": _unit_interval(),
     "data.stream_retries": _int(0),
     "data.stream_backoff_s": _non_negative_number(),
     "callbacks.nonfinite.skip_steps": _int(0),
@@ -117,6 +123,7 @@ def validate(cfg: DictConfig) -> None:
         _check_multirun_ddp(cfg)
         _check_grad_cache_strategy(cfg)
         _check_grad_cache_fusion(cfg)
+        _check_false_swaps(cfg)
     if cfg.get("optimized_metric"):
         from infembed.results import check_metric_path
 
@@ -126,6 +133,20 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
     if _select(cfg, "evaluation.wise_ft") is not None:
         _check_wise_ft(cfg)
+
+
+def _check_false_swaps(cfg: DictConfig) -> None:
+    """Decoy swaps (data.false_swap_rate) are texts outside the batch: only the concat fusion encodes them; the
+    synthetic generator version must exist."""
+    rate = _select(cfg, "data.false_swap_rate")
+    fusion = _select(cfg, "model.fusion") or "concat"
+    if rate and fusion != "concat":
+        raise ConfigError(f"data.false_swap_rate={rate} needs model.fusion=concat, got model.fusion={fusion}")
+    generator = _select(cfg, "data.synthetic.generator")
+    if generator is not None:
+        from infembed.data.synthetic import GENERATORS
+
+        check_choice(generator, GENERATORS, "data.synthetic.generator")
 
 
 def _check_wise_ft(cfg: DictConfig) -> None:

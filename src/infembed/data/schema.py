@@ -115,15 +115,20 @@ def validate_labels(labels: Any, file: str, location: str) -> dict:
     for column in COLUMNS:
         entry = labels.get(column)
         if not isinstance(entry, dict) or not all(
-            isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool) for k, v in entry.items()
+            isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool)
+            for k, v in entry.items()
         ):
             raise _bad_labels(file, location, f"{LABELS}.{column}", "an object of str/int values", entry)
     decoys = labels.get(DECOYS, {})
     if not isinstance(decoys, dict) or not set(decoys) <= set(PASSAGE_COLUMNS):
-        raise _bad_labels(file, location, f"{LABELS}.{DECOYS}", f"an object keyed by {list(PASSAGE_COLUMNS)}", decoys)
+        raise _bad_labels(
+            file, location, f"{LABELS}.{DECOYS}", f"an object keyed by {list(PASSAGE_COLUMNS)}", decoys
+        )
     for column, texts in decoys.items():
         if not isinstance(texts, list) or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise _bad_labels(file, location, f"{LABELS}.{DECOYS}.{column}", "a list of non-empty texts", texts)
+            raise _bad_labels(
+                file, location, f"{LABELS}.{DECOYS}.{column}", "a list of non-empty texts", texts
+            )
     return labels
 
 

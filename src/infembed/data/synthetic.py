@@ -476,12 +476,15 @@ def make_followir_query(
         changed[corpus.add(world.passage(choices, topic, aspect, dict(values, **{attribute: 1 - value})))] = 1
     others = [a for a in world.aspects if a != aspect]
     distractors = [
-        corpus.add(world.passage(world.choices(rng), topic, rng.choice(others), _values(rng))) for _ in range(8)
+        corpus.add(world.passage(world.choices(rng), topic, rng.choice(others), _values(rng)))
+        for _ in range(8)
     ]
     other_topics = [t for t in topics if t != topic]
     distractors += [
         corpus.add(
-            world.passage(world.choices(rng), rng.choice(other_topics), rng.choice(world.aspects), _values(rng))
+            world.passage(
+                world.choices(rng), rng.choice(other_topics), rng.choice(world.aspects), _values(rng)
+            )
         )
         for _ in range(6)
     ]
@@ -578,7 +581,9 @@ def _hard_instructions(
 ) -> tuple[str, str]:
     """Two instructions with the same context and sentence template: (positive constraints, negative ones)."""
     template = rng.choice(TEMPLATES[len(positive)])
-    return tuple(f"{context} {template.format(*(c.render() for c in cs))}".lstrip() for cs in (positive, negative))
+    return tuple(
+        f"{context} {template.format(*(c.render() for c in cs))}".lstrip() for cs in (positive, negative)
+    )
 
 
 def _attributes(rng: random.Random) -> list[str]:
@@ -640,7 +645,9 @@ def make_hard_followir_query(
         values, choices = dict(_values(rng), **target), world.choices(rng)
         og[corpus.add(world.passage(choices, topic, aspect, values))] = 1
         changed[
-            corpus.add(world.passage(choices, topic, aspect, dict(values, **{changing: 1 - target[changing]})))
+            corpus.add(
+                world.passage(choices, topic, aspect, dict(values, **{changing: 1 - target[changing]}))
+            )
         ] = 1
         for name in stable:
             partial.append(
@@ -657,7 +664,9 @@ def make_hard_followir_query(
     other_topics = [t for t in topics if t != topic]
     distractors += [
         corpus.add(
-            world.passage(world.choices(rng), rng.choice(other_topics), rng.choice(world.aspects), _values(rng))
+            world.passage(
+                world.choices(rng), rng.choice(other_topics), rng.choice(world.aspects), _values(rng)
+            )
         )
         for _ in range(HARD.other_topic)
     ]
@@ -860,7 +869,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heldout-rows", type=int, default=None, help="default: 2 × eval queries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difficulty", choices=DIFFICULTIES, default="hard")
-    parser.add_argument("--generator", choices=GENERATORS, default="v2", help="v1: the earlier, 30-word world")
+    parser.add_argument(
+        "--generator", choices=GENERATORS, default="v2", help="v1: the earlier, 30-word world"
+    )
     args = parser.parse_args(argv)
     paths = generate(
         args.out,
