@@ -1,5 +1,14 @@
 """Deterministic synthetic instruction-following data (the embedded default dataset).
 
+Two generator versions (`generator`, recorded in manifest.json) render the same design in different worlds:
+    v2  (default) 100 topics × 8 aspects, 107-153-word passages showing each attribute in several sentences
+        (infembed.data.synthetic_text); every instruction names the query's topic in a context sentence, so
+        another row's instruction rarely describes a passage (0.5 % of swap slots at 8 rows, K = 3)
+    v1  the world described below (30-word passages; instructions name no topic: 41.5 % false swap slots)
+Every row carries a `labels` column (data.schema): the constraints of its queries and instructions, the
+attributes of its passages, and for training rows each passage's decoys (instructions it satisfies, for
+data.false_swap_rate). Below, the v1 world; v2 differs only where said above.
+
 World: topics × aspects × passage attributes. A passage is about one topic and one aspect and shows one value
 of each of four binary attributes in its wording:
     audience  children ("Wow, super fun fact!")           | experts ("Technical note:")
@@ -27,11 +36,11 @@ Difficulty (`difficulty`, recorded in manifest.json):
           templates never used in training. FollowIR: og asks x[A] = a and x[B] = b, changed asks x[A] = a
           and x[B] = ¬b (a negated B loses its "not", a plain one takes the parallel phrase); the pool (28)
           adds partial matches judged non-relevant: only A or neither satisfied, both on another aspect.
-          Held out, untrained MiniLM -> default run (x100): nDCG@10 47.7 -> 65.2, p-MRR 2.9 -> 25.0
+          Held out (v1), untrained MiniLM -> default run (x100): nDCG@10 47.7 -> 65.2, p-MRR 2.9 -> 25.0
           (easy: 70.0 -> 96.6, 9.5 -> 56.0).
 
     python -m infembed.data.synthetic --out DIR [--train-rows 4000] [--eval-queries 150] [--seed 0]
-        [--difficulty hard]
+        [--difficulty hard] [--generator v2]
 """
 
 from __future__ import annotations
