@@ -12,6 +12,7 @@ from infembed.eval.retrieval import cache_path, encode_corpus, exact_top_k, retr
 from infembed.eval.runner import evaluate_benchmark
 
 from helpers.benchmarks import BagOfWordsEncoder, make_beir, make_followir, make_heldout
+from helpers.compose import benchmark_spec
 
 
 def test_exact_top_k_chunked_equals_full_sort():
@@ -96,19 +97,14 @@ def test_evaluate_synthetic_layout(tmp_path):
 def test_evaluate_from_config_several_benchmarks_one_table(tmp_path):
     make_beir(tmp_path / "toy")
     make_followir(tmp_path / "fir")
-    config = {
-        "path": [str(tmp_path / "toy"), str(tmp_path / "fir")],
-        "split": "test",
-        "format": "auto",
-        "use_instruction": "both",
-        "mode": "auto",
-        "top_k": 100,
-        "metrics": ["ndcg@10", "map@1000"],
-        "batch_size": 8,
-        "cache_dir": str(tmp_path / "cache"),
-        "retrieval_backend": "torch",
-        "root": None,
-    }
+    config = benchmark_spec(
+        path=[str(tmp_path / "toy"), str(tmp_path / "fir")],
+        use_instruction="both",
+        top_k=100,
+        metrics=["ndcg@10", "map@1000"],
+        batch_size=8,
+        cache_dir=str(tmp_path / "cache"),
+    )
     enc = BagOfWordsEncoder()
     results = {
         row: r.metrics
@@ -123,13 +119,15 @@ def test_evaluate_from_config_several_benchmarks_one_table(tmp_path):
 def test_config_errors(tmp_path):
     enc = BagOfWordsEncoder()
     with pytest.raises(ConfigError, match="benchmark.path is not set"):
-        evaluate_from_config(enc, {"path": None}, None)
-    with pytest.raises(ConfigError, match=r"unknown keys \['pth'\]"):
-        evaluate_from_config(enc, {"pth": "x"}, None)
+        evaluate_from_config(enc, benchmark_spec(path=None), None)
     with pytest.raises(ConfigError, match="use_instruction"):
-        evaluate_from_config(enc, {"path": str(make_beir(tmp_path / "t")), "use_instruction": "yes"}, None)
+        benchmark_spec(path=str(make_beir(tmp_path / "t")), use_instruction="yes")
     with pytest.raises(ConfigError, match="benchmark.mode"):
-        evaluate_from_config(enc, {"path": str(tmp_path / "t"), "mode": "dense"}, None, show_progress=False)
+        benchmark_spec(path=str(tmp_path / "t"), mode="dense")
+    with pytest.raises(ConfigError, match="benchmark.top_k"):
+        benchmark_spec(path=str(tmp_path / "t"), top_k=0)
+    with pytest.raises(ConfigError, match="benchmark.name has 2 entries for 1 paths"):
+        benchmark_spec(path=str(tmp_path / "t"), name=["a", "b"])
     with pytest.raises(ValueError, match="retrieval backend"):
         retrieve(["q"], torch.ones(1, 2), ["d"], torch.ones(1, 2), 1, backend="annoy")
 

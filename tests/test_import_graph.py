@@ -45,7 +45,6 @@ FORBIDDEN = {
     ),
     "infembed.preflight": (
         "infembed.pipeline",
-        "infembed.models",
         "infembed.losses",
         "infembed.kernels",
         "infembed.data",

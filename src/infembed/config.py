@@ -1,10 +1,10 @@
-"""The helpers that touch DictConfig besides the pipeline and the pre-flight checks: resolvers and plain dicts."""
+"""The helpers that touch DictConfig besides the pipeline and the pre-flight checks: resolvers."""
 
 from __future__ import annotations
 
 import os
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 
 def _minilm_path() -> str:
@@ -25,9 +25,3 @@ def register_resolvers() -> None:
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
-
-
-def to_plain(cfg: DictConfig, drop: tuple[str, ...] = ()) -> dict:
-    """Resolved plain dict without ``_target_``-style keys and without ``drop`` (class arguments)."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in plain.items() if not k.startswith("_") and k not in drop}

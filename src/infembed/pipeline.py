@@ -32,7 +32,6 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from infembed.config import to_plain
 from infembed.errors import ConfigError, UserError
 from infembed.preflight import check_hub_access, validate
 from infembed.results import lookup, results_table, write_results
@@ -186,7 +185,7 @@ def evaluate(cfg: DictConfig, encoder, heldout_dir: Path | None, runs_dir: Path 
     if heldout_dir is not None:
         rows[SYNTHETIC] = evaluate_synthetic(encoder, heldout_dir, cfg.evaluation.batch_size)
     if has_benchmark(cfg):
-        rows |= evaluate_from_config(encoder, to_plain(cfg.benchmark), runs_dir)
+        rows |= evaluate_from_config(encoder, instantiate(cfg.benchmark), runs_dir)
     if not rows:
         log.warning("no evaluation set configured (set benchmark.path=... to evaluate); skipping evaluation")
     return rows

@@ -232,13 +232,11 @@ def _strategy_name(cfg: DictConfig) -> str:
 
 
 def _check_grad_cache_fusion(cfg: DictConfig) -> None:
-    """The gradient cache caches pooled embeddings; the attention fusion needs the token states of the step."""
-    chunk_size = _select(cfg, "grad_cache.chunk_size")
-    if chunk_size is not None and _select(cfg, "model.fusion") == "attention":
-        raise ConfigError(
-            f"grad_cache.chunk_size={chunk_size} with model.fusion=attention: the gradient cache keeps pooled "
-            "embeddings, the attention fusion needs token states; use grad_cache.chunk_size=null"
-        )
+    """The rule lives with the gradient cache (the module checks it too, for Python callers); asked here so the
+    mistake stops before anything is loaded."""
+    from infembed.models.grad_cache import check_fusion
+
+    check_fusion(_select(cfg, "grad_cache.chunk_size"), _select(cfg, "model.fusion"))
 
 
 def _check_grad_cache_strategy(cfg: DictConfig) -> None:

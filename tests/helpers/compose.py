@@ -7,6 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from infembed.config import register_resolvers
 
@@ -33,3 +34,12 @@ def expand(cfg, overrides: list[str]) -> list[list[list[str]]]:
     return BasicSweeper.split_arguments(
         OverridesParser.create().parse_overrides(arguments), sweeper.max_batch_size
     )
+
+
+def benchmark_spec(group: str = "beir", **values):
+    """The :class:`~infembed.eval.runner.BenchmarkSpec` that ``benchmark=GROUP`` builds, with ``values`` set
+    (lists and nulls as Python values; no embedding cache unless ``cache_dir`` is given)."""
+    cfg = compose_train(f"benchmark={group}", *(["benchmark.root=/unused"] if group == "birco" else []))
+    from infembed.pipeline import instantiate  # user errors of the target come out unwrapped, as in run.py
+
+    return instantiate(OmegaConf.merge(cfg.benchmark, {"cache_dir": None, **values}))

@@ -1,21 +1,7 @@
 """Evaluation loop: benchmark -> encode (cached corpus) -> run -> metrics; config entry point and result tables.
 
-Benchmark config (``conf/benchmark/*.yaml``, passed here as a plain dict):
-
-| key | meaning |
-|---|---|
-| ``path`` | a folder, a hub dataset name, or a list of them (one table row each) |
-| ``name`` | row name(s) (default: the folder name) |
-| ``split`` | qrels split: ``qrels/<split>.tsv`` |
-| ``format`` | ``auto`` (FollowIR when ``qrels/og.tsv`` exists) / ``beir`` / ``followir`` |
-| ``use_instruction`` | ``true`` / ``false`` / ``both`` (rows with and without the instruction) |
-| ``mode`` | ``auto`` (rerank when a pool exists: ``candidates.jsonl``, or qrels that list judged non-relevant docs), ``rerank``, ``retrieve`` |
-| ``top_k`` | depth of full-corpus retrieval |
-| ``metrics`` | e.g. ``[ndcg@10, map@1000]``; FollowIR-format data adds ``p-mrr`` |
-| ``batch_size`` | encoding batch size |
-| ``cache_dir`` | corpus-embedding cache (``null``: no cache) |
-| ``retrieval_backend`` | ``torch`` (exact chunked matmul) or ``faiss`` |
-| ``root`` | free helper key for interpolation (BIRCO: ``path: [${.root}/arguana, ...]``) |
+The ``benchmark`` config group (``conf/benchmark/*.yaml``) builds a :class:`BenchmarkSpec`: its fields are the
+group's keys, the YAML files hold their defaults, ``__post_init__`` checks their values.
 """
 
 from __future__ import annotations
@@ -25,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infembed.errors import ConfigError
+from infembed.errors import ConfigError, check_choice
 from infembed.eval.benchmarks import (
     BenchmarkDataError,
     FollowIRBenchmark,
@@ -68,27 +54,71 @@ def _result(run, qrels, metrics: Sequence[str]) -> EvalResult:
     return result
 
 
-CONFIG_KEYS = {
-    "path",
-    "name",
-    "split",
-    "format",
-    "use_instruction",
-    "mode",
-    "top_k",
-    "metrics",
-    "batch_size",
-    "cache_dir",
-    "retrieval_backend",
-    "root",
-}
 MODES = ("auto", "rerank", "retrieve")
+FORMATS = ("auto", "beir", "followir")
+BACKENDS = ("torch", "faiss")
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """What to evaluate and how: one ``benchmark`` config group (the YAML files hold the defaults).
+
+    ``path``: a folder, a hub dataset name, or a list of them (one table row each); ``name``: row name(s) (default:
+    the folder name); ``split``: ``qrels/<split>.tsv``; ``format``: ``auto`` (FollowIR when ``qrels/og.tsv``
+    exists) / ``beir`` / ``followir``; ``use_instruction``: true / false / ``both`` (rows with and without the
+    instruction); ``mode``: ``auto`` (rerank when a pool exists: ``candidates.jsonl``, or qrels that list judged
+    non-relevant docs), ``rerank``, ``retrieve``; ``top_k``: depth of full-corpus retrieval; ``metrics``: e.g.
+    ``[ndcg@10, map@1000]`` (FollowIR-format data adds ``p-mrr``); ``batch_size``: encoding batch size;
+    ``cache_dir``: corpus-embedding cache (null: none); ``retrieval_backend``: ``torch`` (exact chunked matmul) or
+    ``faiss``; ``root``: a free key for interpolation (BIRCO: ``path: [${..root}/arguana, ...]``).
+    """
+
+    path: str | Sequence[str] | None
+    name: str | Sequence[str] | None
+    split: str
+    format: str
+    use_instruction: bool | str
+    mode: str
+    top_k: int
+    metrics: Sequence[str]
+    batch_size: int
+    cache_dir: str | None
+    retrieval_backend: str
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self.format, FORMATS, "benchmark.format")
+        check_choice(self.mode, MODES, "benchmark.mode")
+        check_choice(self.retrieval_backend, BACKENDS, "benchmark.retrieval_backend")
+        if not (isinstance(self.use_instruction, bool) or self.use_instruction == "both"):
+            raise ConfigError(
+                f"benchmark.use_instruction={self.use_instruction!r}: expected true, false or 'both'"
+            )
+        for key in ("top_k", "batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"benchmark.{key}={value!r}: expected an integer >= 1")
+        if self.name is not None and len(_as_list(self.name)) != len(self.paths):
+            raise ConfigError(
+                f"benchmark.name has {len(_as_list(self.name))} entries for {len(self.paths)} paths"
+            )
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(p) for p in _as_list(self.path)] if self.path else []
+
+    @property
+    def names(self) -> list[str | None]:
+        return _as_list(self.name) if self.name is not None else [None] * len(self.paths)
+
+    @property
+    def instruction_variants(self) -> list[bool]:
+        """``[True, False]`` for ``both``, else ``[use_instruction]``."""
+        return [True, False] if self.use_instruction == "both" else [bool(self.use_instruction)]
 
 
 def _pools(bench: RetrievalBenchmark | FollowIRBenchmark, mode: str) -> dict[str, list[str]] | None:
     """The candidate pools to rerank, or None for full-corpus retrieval."""
-    if mode not in MODES:
-        raise ConfigError(f"benchmark.mode={mode!r}: expected one of {MODES}")
     if mode == "retrieve":
         return None
     if bench.candidates is not None:
@@ -174,14 +204,6 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _variants(use_instruction) -> list[bool]:
-    if use_instruction == "both":
-        return [True, False]
-    if isinstance(use_instruction, bool):
-        return [use_instruction]
-    raise ConfigError(f"benchmark.use_instruction={use_instruction!r}: expected true, false or 'both'")
-
-
 def write_run(run: Mapping[str, Mapping[str, float]], path: str | os.PathLike, tag: str = "infembed") -> None:
     """TREC run file (``qid Q0 docid rank score tag``), in trec_eval order, for checking with trec_eval itself."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -194,40 +216,30 @@ def write_run(run: Mapping[str, Mapping[str, float]], path: str | os.PathLike, t
 
 
 def evaluate_from_config(
-    encoder, benchmark: Mapping, output_dir: str | os.PathLike | None = None, show_progress: bool = True
+    encoder, benchmark: BenchmarkSpec, output_dir: str | os.PathLike | None = None, show_progress: bool = True
 ) -> dict[str, EvalResult]:
-    """Evaluate every benchmark of a resolved ``benchmark`` config group -> ``{row_name: EvalResult}``.
+    """Evaluate every benchmark of ``benchmark`` -> ``{row_name: EvalResult}``.
 
     With ``output_dir``, also writes ``runs/<row>.trec`` there (``metrics.json`` is the results writer's:
     :mod:`infembed.results`).
     """
-    unknown = set(benchmark) - CONFIG_KEYS
-    if unknown:
-        raise ConfigError(f"benchmark: unknown keys {sorted(unknown)}; valid keys: {sorted(CONFIG_KEYS)}")
-    if not benchmark.get("path"):
+    if not benchmark.paths:
         raise ConfigError("benchmark.path is not set: give a folder, a hub dataset name or a list of them")
-    paths = _as_list(benchmark["path"])
-    names = _as_list(benchmark["name"]) if benchmark.get("name") else [None] * len(paths)
-    if len(names) != len(paths):
-        raise ConfigError(f"benchmark.name has {len(names)} entries for {len(paths)} paths")
-    metrics = list(benchmark.get("metrics") or DEFAULT_METRICS)
     results = {}
-    for path, name in zip(paths, names):
-        bench = load_benchmark(
-            str(path), benchmark.get("split", "test"), benchmark.get("format", "auto"), name
-        )
-        for use_instruction in _variants(benchmark.get("use_instruction", True)):
+    for path, name in zip(benchmark.paths, benchmark.names):
+        bench = load_benchmark(path, benchmark.split, benchmark.format, name)
+        for use_instruction in benchmark.instruction_variants:
             row = bench.name if use_instruction else f"{bench.name} (no instruction)"
             results[row] = evaluate_benchmark(
                 encoder,
                 bench,
-                metrics,
+                list(benchmark.metrics),
                 use_instruction,
-                mode=benchmark.get("mode", "auto"),
-                top_k=int(benchmark.get("top_k", 1000)),
-                batch_size=int(benchmark.get("batch_size", 64)),
-                cache_dir=benchmark.get("cache_dir"),
-                retrieval_backend=benchmark.get("retrieval_backend", "torch"),
+                mode=benchmark.mode,
+                top_k=benchmark.top_k,
+                batch_size=benchmark.batch_size,
+                cache_dir=benchmark.cache_dir,
+                retrieval_backend=benchmark.retrieval_backend,
                 show_progress=show_progress,
             )
             if output_dir is not None:
@@ -240,6 +252,7 @@ def evaluate_from_config(
 
 __all__ = [
     "SYNTHETIC",
+    "BenchmarkSpec",
     "EvalResult",
     "evaluate_benchmark",
     "evaluate_from_config",

@@ -27,6 +27,18 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from infembed.errors import ConfigError
+
+
+def check_fusion(chunk_size: int | None, fusion: str) -> None:
+    """The gradient cache caches pooled embeddings; the attention fusion needs the token states of the step."""
+    if chunk_size is not None and fusion == "attention":
+        raise ConfigError(
+            f"grad_cache.chunk_size={chunk_size} with model.fusion=attention: the gradient cache keeps pooled "
+            "embeddings, the attention fusion needs token states; use grad_cache.chunk_size=null"
+        )
+
+
 Tokens = dict[str, Tensor]  # {input_ids, attention_mask}: (B, L)
 Encode = Callable[[Tokens], Tensor]  # tokens (B, L) -> embeddings (B, D) float32
 

@@ -35,7 +35,7 @@ from infembed.errors import ConfigError
 from infembed.losses import InfEmbedLoss
 from infembed.models.checkpoint import KEY, encoder_record
 from infembed.models.encoder import BiEncoder
-from infembed.models.grad_cache import all_reduce_gradients, cached_encode, disable_ddp_sync
+from infembed.models.grad_cache import all_reduce_gradients, cached_encode, check_fusion, disable_ddp_sync
 from infembed.models.schedules import warmup_schedule
 from infembed.models.validation_metrics import ValidationMetrics
 
@@ -72,11 +72,7 @@ class RetrievalModule(L.LightningModule):
         grad_cache_chunk_size: int | None = None,
     ) -> None:
         super().__init__()
-        if grad_cache_chunk_size is not None and encoder.fusion == "attention":
-            raise ConfigError(
-                "grad_cache.chunk_size with model.fusion=attention: the gradient cache keeps "
-                "pooled embeddings, the fusion needs token states; set grad_cache.chunk_size=null"
-            )
+        check_fusion(grad_cache_chunk_size, encoder.fusion)
         self.chunk_size = grad_cache_chunk_size
         self.encoder = encoder
         self.loss_fn = loss
