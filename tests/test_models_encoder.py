@@ -97,26 +97,36 @@ ROW = {
 }
 
 
+LONG_QUERY = "what is lava and how does it flow down the side of a volcano " * 3
+
+
+@pytest.mark.parametrize("truncation", ["query", "end"])
 @pytest.mark.parametrize("padding_side", ["right", "left"])
-def test_training_and_evaluation_tokenise_identically(padding_side):
-    """The collator (training) and encode_pairs/encode_passages (evaluation) see the same token ids."""
+@pytest.mark.parametrize("query", [ROW["query_positive"], LONG_QUERY], ids=["short", "long"])
+def test_training_and_evaluation_tokenise_identically(padding_side, truncation, query):
+    """The collator (training) and encode_pairs/encode_passages (evaluation) feed the backbone the same ids,
+    also for a query above max_pair_length under either truncation rule."""
     encoder = tiny_bert_encoder(
         pair_template="query: {query} | {instruction}",
         passage_template="passage: {passage}",
-        max_pair_length=7,
+        max_pair_length=12,
         padding_side=padding_side,
+        truncation=truncation,
     )
-    batch = TripletCollator(encoder.text)([ROW])
-    seen = {}
-    encoder.encode_texts = lambda texts, tower, *a, **k: seen.setdefault(
-        tower, encoder.text.tokenize(texts, tower)
+    batch = TripletCollator(encoder.text)([{**ROW, "query_positive": query}])
+    seen = []
+    encoder.backbone.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["input_ids"][kwargs["attention_mask"].bool()]),
+        with_kwargs=True,
     )
-    encoder.encode_pairs([ROW["query_positive"]], [ROW["instruction_positive"]])
+    encoder.encode_pairs([query], [ROW["instruction_positive"]])
     encoder.encode_passages([ROW["document_positive"]])
-    for tower, tokens in (("pair", batch.pairs), ("passage", batch.passages)):
+    for tokens, evaluated in zip((batch.pairs, batch.passages), seen):
         mask = tokens["attention_mask"][0].bool()
-        assert tokens["input_ids"][0][mask].tolist() == seen[tower]["input_ids"][0].tolist()
-    assert batch.pairs["attention_mask"].shape[1] == 7  # truncated to max_pair_length
+        assert tokens["input_ids"][0][mask].tolist() == evaluated.tolist()
+    assert batch.pairs["attention_mask"][0].sum() == min(
+        12, len(encoder.tokenizer(f"query: {query} | for children").input_ids)
+    )
 
 
 def test_bert_pooler_is_dropped():

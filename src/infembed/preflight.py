@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infembed.errors import ConfigError, UserError, check_choice
 from infembed.hub_ids import is_hub_id
+from infembed.text import TRUNCATIONS
 
 TASKS = ("train", "evaluate")
 KERNELS = ("auto", "naive", "chunked", "triton")
@@ -61,6 +62,10 @@ def _bool():
     return (lambda v: isinstance(v, bool)), "true or false"
 
 
+def _one_of(choices: tuple[str, ...]):
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
 def _swaps():
     return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
 
@@ -86,6 +91,7 @@ CHECKS = {
     "evaluation.batch_size": _int(1),
     "evaluation.wise_ft": _unit_interval(),
     "grad_cache.chunk_size": _int(1),
+    "model.truncation": _one_of(TRUNCATIONS),
 }
 TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes

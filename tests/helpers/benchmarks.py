@@ -133,6 +133,33 @@ def make_heldout(path: Path, n: int = 4) -> Path:
     return path
 
 
+LONG_QUERY_TOPICS = ("lava", "glaciers", "deserts")
+LONG_QUERY_READERS = ("children", "experts", "children")  # the reader each query's instruction asks for
+
+
+def make_long_query_beir(root: Path) -> Path:
+    """Three queries of 400 words (a topic repeated: above max_pair_length 256 for any tokenizer), each with a short
+    instruction naming the reader; every query judges all six passages ("<topic> for <reader>"), one relevant."""
+    corpus = [
+        {"_id": f"{topic}-{reader}", "text": f"{topic} for {reader}"}
+        for topic in LONG_QUERY_TOPICS
+        for reader in ("children", "experts")
+    ]
+    queries = [
+        {"_id": f"q{n}", "text": f"tell me everything about {topic} " * 80, "instruction": f"for {reader}"}
+        for n, (topic, reader) in enumerate(zip(LONG_QUERY_TOPICS, LONG_QUERY_READERS))
+    ]
+    qrels = [
+        (query["_id"], doc["_id"], int(doc["_id"] == f"{topic}-{reader}"))
+        for query, topic, reader in zip(queries, LONG_QUERY_TOPICS, LONG_QUERY_READERS)
+        for doc in corpus
+    ]
+    write_jsonl(root / "corpus.jsonl", corpus)
+    write_jsonl(root / "queries.jsonl", queries)
+    write_qrels(root / "qrels" / "test.tsv", qrels)
+    return root
+
+
 def local_task(root: Path) -> AbsTaskRetrieval:
     """An mteb retrieval task over a BEIR folder on disk (corpus.jsonl, queries.jsonl with instructions, qrels)."""
 

@@ -16,8 +16,9 @@ generator seeded by (seed, stream position of the batch's first row): the collat
 draws exactly what the uninterrupted run drew for the same batch.
 The fusion (the encoder's ``fusion``, passed in by the DataModule) decides what is tokenised for the pairs:
 
-- ``concat``: the swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j); a swapped text that is already
-  some pair text (e.g. Q+ ⊕ I- is the pair of the row's second triplet) is not encoded again:
+- ``concat``: the swapped text Q_i ⊕ I_j is the pair template applied to (Q_i, I_j) (cut by the text spec's
+  ``truncation``, as every pair); a swapped pair that already is a pair of the batch (e.g. (Q+, I-) is the pair of
+  the row's second triplet) is not encoded again:
       z_{i←j} = cat([pair_embeddings, swap_pair_embeddings])[swap_index[i, k]]
 - ``attention`` (infembed.models.fusion): each triplet's query (the pair template with an empty instruction) and
   raw instruction are tokenised separately and no swap text is built: swap_index[i, k] = j, the first triplet whose
@@ -50,7 +51,7 @@ class TripletBatch:
     queries      (N, Lq)  pair_template.format(query=Q_i, instruction="")
     instructions (N, Li)  I_i as is
     only when num_swap_negatives K > 0:
-    swap_pairs   (S, Ls)  concat only: unique swapped texts that are no pair text (S ≥ 0)
+    swap_pairs   (S, Ls)  concat only: unique swapped (Q_i, I_j) that are no pair of the batch (S ≥ 0)
     swap_index   (N, K)   int64; concat: into cat([pairs, swap_pairs]); attention: into instructions (query i's own)
     swap_mask    (N, K)   bool, False for padding slots
     """
@@ -200,18 +201,17 @@ class TripletCollator:
         )
         k = resolve_num_swap_negatives(self.num_swap_negatives, len(triplets))
         if self.fusion == "attention":
-            batch.queries = self.text.tokenize([self.text.format_pair(q, "") for q in queries], "pair")
+            batch.queries = self.text.tokenize_pairs(queries, [""] * len(queries))
             batch.instructions = self.text.tokenize(instructions, "pair")
             if k > 0:
                 batch.swap_index, batch.swap_mask = self.instruction_swaps(
                     instructions, k, self.generator(rows), rows
                 )
             return batch
-        pair_texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
-        batch.pairs = self.text.tokenize(pair_texts, "pair")
+        batch.pairs = self.text.tokenize_pairs(queries, instructions)
         if k > 0:
             batch.swap_pairs, batch.swap_index, batch.swap_mask = self.swaps(
-                instructions, queries, pair_texts, k, self.generator(rows), rows
+                instructions, queries, k, self.generator(rows), rows
             )
         return batch
 
@@ -268,22 +268,23 @@ class TripletCollator:
         self,
         instructions: list[str],
         queries: list[str],
-        pair_texts: list[str],
         k: int,
         generator: torch.Generator,
         rows: list[dict] = (),
     ) -> tuple[Tokens, torch.Tensor, torch.Tensor]:
         """Concat fusion: swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
         unique, chosen, mask = self.sample(instructions, k, generator, rows)
-        text_index = {text: i for i, text in reversed(list(enumerate(pair_texts)))}  # first occurrence wins
-        new_texts: list[str] = []
+        pairs = list(zip(queries, instructions))
+        pair_index = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # first occurrence wins
+        new_pairs: list[tuple[str, str]] = []
         targets = []
         for i, u in zip(mask.nonzero()[:, 0].tolist(), chosen[mask].tolist()):  # valid slots, row-major
-            text = self.text.format_pair(queries[i], unique[u])
-            if text not in text_index:
-                text_index[text] = len(pair_texts) + len(new_texts)
-                new_texts.append(text)
-            targets.append(text_index[text])
+            pair = (queries[i], unique[u])
+            if pair not in pair_index:
+                pair_index[pair] = len(pairs) + len(new_pairs)
+                new_pairs.append(pair)
+            targets.append(pair_index[pair])
         swap_index = torch.zeros_like(chosen)  # (N, K), padding slots point at 0 and are masked
         swap_index[mask] = torch.tensor(targets, dtype=torch.long)
-        return self.text.tokenize(new_texts, "pair"), swap_index, mask
+        swap_queries, swap_instructions = [q for q, _ in new_pairs], [i for _, i in new_pairs]
+        return self.text.tokenize_pairs(swap_queries, swap_instructions), swap_index, mask

@@ -8,6 +8,7 @@
 or in one command (a checkpoint, or a plain backbone with the default templates)::
 
     python -m infembed.eval.mteb_adapter --ckpt CKPT --benchmark FollowIR [--tasks NAME ...] [--out DIR]
+        [--truncation query|end]
 
 mteb 2 protocol (``mteb.models.EncoderProtocol``): ``encode(inputs: DataLoader, *, task_metadata, hf_split,
 hf_subset, prompt_type, **kwargs)`` -> (n, D) array, ``similarity`` / ``similarity_pairwise`` (cosine for a
@@ -17,10 +18,12 @@ normalised encoder, else dot) and ``mteb_model_meta``. Each batch is a dict of l
   project's benchmark readers) -> ``encode_passages`` (the passage template);
 - otherwise (queries, and symmetric tasks that pass no prompt type): ``query`` and ``instruction`` (empty when the
   task has none) -> ``encode_pairs`` (the pair template). mteb's own ``text`` column, query + " " + instruction,
-  is not used: the pair template decides where the instruction goes. Task-level prompts are not used.
+  is not used: the pair template decides where the instruction goes, and the encoder's text spec how a pair above
+  ``max_pair_length`` is cut (``truncation``: the checkpoint's own, or ``--truncation``; ``query`` keeps the
+  instruction). Task-level prompts are not used.
 
-The model meta's revision is the encoder's weight fingerprint, so mteb's result cache never serves one checkpoint's
-scores for another of the same name.
+The model meta's revision is the encoder's fingerprint (weights and text spec), so mteb's result cache never serves
+one checkpoint's scores for another of the same name, nor one truncation rule's for the other's.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from mteb.models import ModelMeta
 from mteb.types import PromptType
 
 from infembed.eval.benchmarks import passage_text
+from infembed.text import TRUNCATIONS
 
 
 def model_meta(encoder, name: str) -> ModelMeta:
@@ -140,6 +144,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
+        "--truncation",
+        choices=TRUNCATIONS,
+        default=None,
+        help="how a pair above max_pair_length is cut (default: the checkpoint's own; query for --model)",
+    )
+    parser.add_argument(
         "--out", default=None, help="mteb result cache folder (default: mteb's, ~/.cache/mteb)"
     )
     args = parser.parse_args(argv)
@@ -150,14 +160,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None):
     args = parse_args(argv)
+    text_changes = {"truncation": args.truncation} if args.truncation else {}
     if args.ckpt:
         from infembed.models.checkpoint import load_encoder
 
-        encoder = load_encoder(args.ckpt)
+        encoder = load_encoder(args.ckpt, **text_changes)
     else:
         from infembed.models.encoder import BiEncoder
 
-        encoder = BiEncoder(args.model, name=Path(args.model).stem)
+        encoder = BiEncoder(args.model, name=Path(args.model).stem, **text_changes)
     name = args.name or f"infembed/{encoder.name}"
     tasks = list(mteb.get_benchmark(args.benchmark).tasks) if args.benchmark else []
     tasks += list(mteb.get_tasks(tasks=args.tasks)) if args.tasks else []

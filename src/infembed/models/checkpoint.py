@@ -3,11 +3,16 @@
 A training checkpoint (Lightning's ``.ckpt``) holds, under ``checkpoint["infembed"]["encoder"]``, the encoder's
 options (pooling, text spec, preset name) and the files of its backbone's config and tokenizer as bytes; the weights
 are the ``encoder.*`` entries of the state dict. Loading never touches the folder or hub id it was trained from.
+
+A checkpoint written before ``model.truncation`` existed has no such option: it loads with ``truncation="end"``,
+the rule it was trained and scored with, so its recorded numbers reproduce; ``model.truncation=query`` at evaluation
+(``text_changes``) opts into the new rule.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +24,9 @@ from infembed.errors import CheckpointError
 from infembed.models.encoder import BiEncoder
 
 KEY = "infembed"
+LEGACY_TRUNCATION = "end"  # the only rule before model.truncation existed
+
+log = logging.getLogger(__name__)
 
 
 def encoder_record(encoder: BiEncoder) -> dict:
@@ -52,6 +60,13 @@ def _materialise(files: dict[str, bytes]) -> Path:
 def encoder_from_record(record: dict, state_dict: dict[str, torch.Tensor], **text_changes) -> BiEncoder:
     """Rebuild the encoder (architecture from the stored config, weights from ``state_dict``)."""
     options = {**record["options"], **text_changes}
+    if "truncation" not in options:
+        log.warning(
+            "this checkpoint predates model.truncation: loaded with truncation=%s (the end of a long pair is cut, "
+            "as in its training); model.truncation=query keeps the instruction",
+            LEGACY_TRUNCATION,
+        )
+        options["truncation"] = LEGACY_TRUNCATION
     encoder = BiEncoder(str(_materialise(record["files"])), random_init=True, **options)
     encoder.load_state_dict(state_dict)
     return encoder

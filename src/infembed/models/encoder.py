@@ -1,8 +1,9 @@
 """Bi-encoder: a Hugging Face backbone, a pooling rule and L2 normalisation.
 
 A pair (instruction I, query Q) is one string built from ``pair_template`` (default ``"{query} {instruction}"``,
-query first, as in the paper) and tokenised once; a passage is tokenised as is. Both go through the same backbone
-unless ``separate_passage_tower`` is set. Pooling:
+query first, as in the paper) and tokenised once; a pair longer than ``max_pair_length`` loses query tokens before
+instruction tokens (``truncation="query"``, :mod:`infembed.text`); a passage is tokenised as is. Both go through the
+same backbone unless ``separate_passage_tower`` is set. Pooling:
 
 - ``mean``: mean of the last hidden states over non-padding tokens;
 - ``cls``: the first token's state;
@@ -61,7 +62,7 @@ class BiEncoder(nn.Module):
         pooling: ``mean`` | ``cls`` | ``last`` (``last`` wants ``padding_side="left"`` for decoders).
         normalize: L2-normalise the pooled vectors.
         separate_passage_tower: encode passages with a second copy of the backbone.
-        pair_template, passage_template, max_pair_length, max_passage_length, padding_side: the
+        pair_template, passage_template, max_pair_length, max_passage_length, padding_side, truncation: the
             :class:`~infembed.text.TextSpec` (``self.text``) that training and evaluation tokenise with.
         random_init: build the architecture from the backbone's config with random weights (tests, ablations).
         config_overrides: fields replacing those of the backbone's config (e.g. a tiny BERT for tests).
@@ -86,6 +87,7 @@ class BiEncoder(nn.Module):
         max_pair_length: int = 256,
         max_passage_length: int = 512,
         padding_side: str = "right",
+        truncation: str = "query",
         random_init: bool = False,
         config_overrides: dict | None = None,
         gradient_checkpointing: bool = False,
@@ -97,7 +99,13 @@ class BiEncoder(nn.Module):
         check_choice(fusion, FUSIONS, "model.fusion")
         self.fusion = fusion
         self.text = TextSpec(
-            str(backbone), pair_template, passage_template, max_pair_length, max_passage_length, padding_side
+            str(backbone),
+            pair_template,
+            passage_template,
+            max_pair_length,
+            max_passage_length,
+            padding_side,
+            truncation,
         )
         self.backbone_name = str(backbone)
         self.name = name or self.backbone_name
@@ -190,23 +198,32 @@ class BiEncoder(nn.Module):
         if len(queries) != len(instructions):
             raise ValueError(f"{len(queries)} queries but {len(instructions)} instructions")
         if self.fusion == "attention":
-            query_texts = [self.text.format_pair(q, "") for q in queries]  # the query side keeps the template
 
             def fused(idx: list[int]) -> torch.Tensor:
-                return self._fused([query_texts[i] for i in idx], [instructions[i] for i in idx])  # (b, D)
+                return self._fused([queries[i] for i in idx], [instructions[i] for i in idx])  # (b, D)
 
-            lengths = [len(q) + len(i) for q, i in zip(query_texts, instructions)]
+            lengths = [len(self.text.format_pair(q, "")) + len(i) for q, i in zip(queries, instructions)]
             return self._batched(lengths, batch_size, "pair", show_progress, fused)
-        texts = [self.text.format_pair(q, i) for q, i in zip(queries, instructions)]
-        return self.encode_texts(texts, "pair", batch_size, show_progress)
 
-    def _fused(self, query_texts: list[str], instructions: list[str]) -> torch.Tensor:
-        """One inference batch of the attention fusion -> (b, D); empty instructions give the mean-pooled query."""
-        device = next(self.parameters()).device
-        queries = {k: v.to(device) for k, v in self.text.tokenize(query_texts, "pair").items()}
-        tokens = {k: v.to(device) for k, v in self.text.tokenize(instructions, "pair").items()}
+        def embed(idx: list[int]) -> torch.Tensor:
+            tokens = self.text.tokenize_pairs([queries[i] for i in idx], [instructions[i] for i in idx])
+            return self(self._on_device(tokens), "pair")  # (b, D)
+
+        lengths = [len(self.text.format_pair(q, i)) for q, i in zip(queries, instructions)]
+        return self._batched(lengths, batch_size, "pair", show_progress, embed)
+
+    def _fused(self, queries: list[str], instructions: list[str]) -> torch.Tensor:
+        """One inference batch of the attention fusion -> (b, D); empty instructions give the mean-pooled query.
+        The query side is the pair template with an empty instruction (so e5's prefix stays)."""
+        query_tokens = self._on_device(self.text.tokenize_pairs(queries, [""] * len(queries)))
+        tokens = self._on_device(self.text.tokenize(instructions, "pair"))
+        device = tokens["input_ids"].device
         present = torch.tensor([bool(i.strip()) for i in instructions], device=device)  # (b,)
-        return self.encode_fused(queries, tokens, instruction_present=present)[0]
+        return self.encode_fused(query_tokens, tokens, instruction_present=present)[0]
+
+    def _on_device(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        device = next(self.parameters()).device
+        return {k: v.to(device) for k, v in tokens.items()}
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
@@ -221,9 +238,7 @@ class BiEncoder(nn.Module):
         """Finished texts of one tower -> (n, D) float32 on CPU, in input order."""
 
         def embed(idx: list[int]) -> torch.Tensor:
-            device = next(self.parameters()).device
-            tokens = {k: v.to(device) for k, v in self.text.tokenize([texts[i] for i in idx], tower).items()}
-            return self(tokens, tower)  # (b, D)
+            return self(self._on_device(self.text.tokenize([texts[i] for i in idx], tower)), tower)  # (b, D)
 
         return self._batched([len(t) for t in texts], batch_size, tower, show_progress, embed)
 
