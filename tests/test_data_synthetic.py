@@ -168,7 +168,7 @@ def test_easy_reproduces_the_version_1_generator(tmp_path):
 
 
 def test_unknown_difficulty_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"synthetic.difficulty='medium': expected one of easy, hard"):
+    with pytest.raises(ValueError, match=r"data.synthetic.difficulty='medium': expected one of easy, hard"):
         synthetic.ensure(tmp_path / "data", train_rows=5, eval_queries=2, difficulty="medium")
 
 

@@ -142,17 +142,11 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _check_false_swaps(cfg: DictConfig) -> None:
-    """Decoy swaps (data.false_swap_rate) are texts outside the batch: only the concat fusion encodes them; the
-    synthetic generator version must exist."""
+    """Decoy swaps (data.false_swap_rate) are texts outside the batch: only the concat fusion encodes them."""
     rate = _select(cfg, "data.false_swap_rate")
     fusion = _select(cfg, "model.fusion") or "concat"
     if rate and fusion != "concat":
         raise ConfigError(f"data.false_swap_rate={rate} needs model.fusion=concat, got model.fusion={fusion}")
-    generator = _select(cfg, "data.synthetic.generator")
-    if generator is not None:
-        from infembed.data.synthetic import GENERATORS
-
-        check_choice(generator, GENERATORS, "data.synthetic.generator")
 
 
 def _check_wise_ft(cfg: DictConfig) -> None:

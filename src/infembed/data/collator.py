@@ -243,14 +243,14 @@ class TripletCollator:
         a triplet without decoys keeps its slots. Returns (unique + the decoy texts used, chosen (N, K))."""
         hits = (torch.rand(chosen.shape, generator=generator) < self.false_swap_rate) & mask  # (N, K)
         decoys = [d for row in rows for d in expand_decoys(row)]  # per triplet
-        texts, chosen = dict.fromkeys(unique), chosen.clone()
+        ids, chosen = {text: u for u, text in enumerate(unique)}, chosen.clone()
         for i in hits.any(1).nonzero()[:, 0].tolist():
+            if not decoys[i]:
+                continue
             for n, slot in enumerate(hits[i].nonzero()[:, 0].tolist()):
-                if decoys[i]:
-                    text = decoys[i][n % len(decoys[i])]
-                    texts.setdefault(text)
-                    chosen[i, slot] = list(texts).index(text)
-        return list(texts), chosen
+                text = decoys[i][n % len(decoys[i])]
+                chosen[i, slot] = ids.setdefault(text, len(ids))
+        return list(ids), chosen
 
     def instruction_swaps(
         self, instructions: list[str], k: int, generator: torch.Generator, rows: list[dict] = ()

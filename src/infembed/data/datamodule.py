@@ -24,6 +24,7 @@ from infembed.data.collator import TripletCollator, resolve_num_swap_negatives
 from infembed.data.dataset import InfIRStream
 from infembed.data.schema import TRIPLETS_PER_ROW, DataError, check_on_bad_row
 from infembed.data.sources import LocalSource, build_source
+from infembed.data.synthetic import params as synthetic_params
 from infembed.errors import ConfigError
 from infembed.text import TextSpec
 
@@ -102,6 +103,8 @@ class InfIRDataModule(LightningDataModule):
         self.mask_false_swaps, self.false_swap_rate = mask_false_swaps, false_swap_rate
         self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
         self.on_bad_row, self.synthetic = check_on_bad_row(on_bad_row), dict(synthetic) if synthetic else None
+        if self.synthetic is not None:
+            synthetic_params(**self.synthetic)  # an unknown generator or difficulty stops here, not mid-run
         self.retries = {"retries": stream_retries, "backoff_s": stream_backoff_s}
         self.sizes: dict[str, Any] = {}
         self.scan: dict[str, Any] = {}

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from infembed.data import synthetic_text as text
 from infembed.data.schema import PASSAGE_COLUMNS
+from infembed.errors import check_choice
 
 VERSION = 3  # 2: the difficulty parameter; 3: the generator parameter (v1 = version 2 + labels) and labels
 DIFFICULTIES = ("easy", "hard")
@@ -711,10 +712,8 @@ def params(
     generator: str = "v2",
 ) -> dict:
     """The generator parameters recorded in manifest.json (heldout_rows defaults to 2 × eval_queries)."""
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"synthetic.difficulty={difficulty!r}: expected one of {', '.join(DIFFICULTIES)}")
-    if generator not in GENERATORS:
-        raise ValueError(f"synthetic.generator={generator!r}: expected one of {', '.join(GENERATORS)}")
+    check_choice(difficulty, DIFFICULTIES, "data.synthetic.difficulty")
+    check_choice(generator, GENERATORS, "data.synthetic.generator")
     heldout = 2 * eval_queries if heldout_rows is None else heldout_rows
     return {
         "version": VERSION,
