@@ -22,9 +22,7 @@ def test_every_tile_compiles_for_sm90a_without_spills_and_bf16_uses_wgmma(tmp_pa
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reports = json.loads(out.read_text())
-    expected = sum(
-        len(aot.tiles(kernel, dtype)) for kernel in ("fwd", "bwd") for dtype in aot.DTYPES.values()
-    )
+    expected = sum(len(aot.tiles(kernel, dtype)) for kernel in aot.KERNELS for dtype in aot.DTYPES.values())
     assert len(reports) == expected
     assert all(r["spill_bytes"] == 0 and r["resident_per_sm"] >= 1 for r in reports)
     assert {r["mma"] for r in reports if r["dtype"] == "bf16"} == {"wgmma"}

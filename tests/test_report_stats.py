@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from infembed.report.stats import mean_ci, paired_bootstrap_ci, sign_flip_test
+from infembed.report.stats import crossed_bootstrap, mean_ci, sign_flip_test
 
 
 def brute_force_p(d: list[float]) -> float:
@@ -60,10 +60,10 @@ def test_bootstrap_interval_matches_the_normal_interval_for_many_queries():
     rng = np.random.default_rng(5)
     a = rng.normal(0.5, 0.2, size=400)
     b = a - rng.normal(0.05, 0.1, size=400)
-    low, high = paired_bootstrap_ci(a, b, resamples=4000, seed=0)
+    low, high = crossed_bootstrap(a[None], b[None], resamples=4000, seed=0)  # one run each: queries only
     d = a - b
     half = 1.96 * d.std(ddof=1) / math.sqrt(d.size)
     assert low == pytest.approx(d.mean() - half, abs=0.15 * half)
     assert high == pytest.approx(d.mean() + half, abs=0.15 * half)
-    assert (low, high) == paired_bootstrap_ci(a, b, resamples=4000, seed=0)
-    assert paired_bootstrap_ci(a + 0.1, a, resamples=100) == pytest.approx((0.1, 0.1))
+    assert (low, high) == crossed_bootstrap(a[None], b[None], resamples=4000, seed=0)
+    assert crossed_bootstrap(a[None] + 0.1, a[None], resamples=100) == pytest.approx((0.1, 0.1))

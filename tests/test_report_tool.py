@@ -137,7 +137,7 @@ def study(tmp_path_factory) -> dict:
 
 
 @pytest.mark.e2e
-def test_configurations_show_mean_and_t_interval_over_seeds(study):
+def test_configurations_show_mean_and_crossed_bootstrap_interval(study):
     assert study["result"].returncode == 0, study["result"].stderr
     text = study["result"].stdout
     assert (
@@ -150,19 +150,20 @@ def test_configurations_show_mean_and_t_interval_over_seeds(study):
         p_mrr = [
             float(np.mean(study["values"][loss, s])) for s in (1, 2, 3)
         ]  # metrics.json value of each seed
-        half = T_975[2] * statistics.stdev(p_mrr) / math.sqrt(3)
         change = statistics.mean(p_mrr) - 0.1
         mean = (
             f"**{100 * statistics.mean(p_mrr):.1f}**"
             if loss == "b"
             else f"{100 * statistics.mean(p_mrr):.1f}"
         )
-        assert row[6] == f"{mean} ± {100 * half:.1f} ({100 * change:+.1f})"
+        assert row[6].startswith(f"{mean} [") and row[6].endswith(f"] ({100 * change:+.1f})")
+        low, high = (float(x) for x in row[6].split("[")[1].split("]")[0].split(","))
+        assert low < 100 * statistics.mean(p_mrr) < high
     (row_c,) = rows(text, "6")
-    assert row_c[4] == "1 (1)" and "±" not in row_c[6]  # one seed: the value, no interval
+    assert row_c[4] == "1 (1)" and "[" in row_c[6]  # one seed: an interval over queries
     (row_eval,) = rows(text, "0")  # the evaluate job is finished: no "before", so no change
     assert row_eval[1:4] == ["–", "evaluate", "/ckpt/last.ckpt"]
-    assert row_eval[6] == f"{100 * np.mean(study['u'] - 0.1):.1f}"
+    assert row_eval[6].startswith(f"{100 * np.mean(study['u'] - 0.1):.1f} [")
     assert "8 of 10 runs finished, 4 configurations" in text
 
 
@@ -189,10 +190,11 @@ def test_paired_tests_against_the_best_configuration(study):
     seed_mean = {
         x: np.mean([study["values"][x, s] for s in (1, 2, 3)], axis=0) for x in "ab"
     }  # (50,) per loss
-    assert row[3] == "50"
-    assert row[4] == f"{100 * np.mean(seed_mean['a'] - seed_mean['b']):+.1f}"
-    assert float(row[6]) < 0.01  # a large consistent shift over 50 queries
-    low, high = (float(x) for x in row[5].strip("[]").split(","))
+    assert row[3:5] == ["3, 3", "50"]
+    assert row[5] == f"{100 * np.mean(seed_mean['a'] - seed_mean['b']):+.1f}"
+    assert float(row[7]) == 0.25  # a large consistent shift, but 3 seed pairs cannot give less (2 / 2^3)
+    assert row[9] == "runs: 3 seed pairs, label flips within seed (p ≥ 0.25)"
+    low, high = (float(x) for x in row[6].strip("[]").split(","))
     assert low < 100 * np.mean(seed_mean["a"] - seed_mean["b"]) < high < 0
 
 
@@ -205,7 +207,8 @@ def test_identical_per_query_values_give_p_one(study, tmp_path):
     (row,) = [
         line for line in result.stdout.splitlines() if line.startswith("| loss=a | loss=c | synthetic/p-mrr")
     ]
-    assert row.endswith("| 50 | +0.0 | [+0.0, +0.0] | 1.0000 |")
+    assert "| 3, 1 | 50 | +0.0 | [" in row  # the interval resamples a's seeds: not a point
+    assert "| 1.0000 | 1.0000 | 50 queries only, sign flips (one run" in row
 
 
 @pytest.mark.e2e
@@ -217,10 +220,9 @@ def test_sign_flip_p_value_is_exact_for_three_queries(tmp_path):
         make_job(root, num, [f"loss={loss}"], {"synthetic": {"p-mrr": dict(zip(three, values))}})
     result = report(root, "--out", tmp_path / "out", "--compare", "loss=x", "loss=y")
     assert result.returncode == 0, result.stderr
-    assert "| loss=x | loss=y | synthetic/p-mrr | 3 | +6.7 |" in result.stdout
-    assert (
-        result.stdout.split("| loss=x | loss=y | synthetic/p-mrr |")[1].splitlines()[0].endswith("| 0.7500 |")
-    )
+    assert "| loss=x | loss=y | synthetic/p-mrr | 1, 1 | 3 | +6.7 |" in result.stdout
+    row = result.stdout.split("| loss=x | loss=y | synthetic/p-mrr |")[1].splitlines()[0]
+    assert "| 0.7500 | 0.7500 | 3 queries only" in row  # a family of one: Holm changes nothing
 
 
 @pytest.mark.e2e
@@ -230,7 +232,9 @@ def test_baseline_and_unknown_configuration(study, tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "against the baseline `loss=c`" in out and "| loss=b | loss=c | synthetic/p-mrr | 50 |" in out
+    assert (
+        "against the baseline `loss=c`" in out and "| loss=b | loss=c | synthetic/p-mrr | 3, 1 | 50 |" in out
+    )
     assert main([str(study["root"]), "--out", str(tmp_path), "--compare", "loss=a", "loss=z"]) == 1
     assert (
         "configuration 'loss=z' matches no configuration (known: loss=a; loss=b; loss=c)"
@@ -240,22 +244,38 @@ def test_baseline_and_unknown_configuration(study, tmp_path, capsys):
 
 @pytest.mark.e2e
 def test_plots_carry_the_intervals(study, monkeypatch, tmp_path):
-    """The bar plot's error bars are the table's half-widths (none for one seed)."""
+    """The bar plot's error bars are the table's intervals; PDF and SVG lie beside the PNG."""
     import matplotlib.axes
 
     text = study["result"].stdout
-    for name in ("metrics_by_loss.png",):
-        assert (study["out"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({name})" in text
+    assert (study["out"] / "metrics.png").read_bytes()[
+        :8
+    ] == b"\x89PNG\r\n\x1a\n" and "](metrics.png)" in text
+    assert (study["out"] / "metrics.pdf").read_bytes()[:4] == b"%PDF"
+    assert b"<svg" in (study["out"] / "metrics.svg").read_bytes()[:1000]
     assert not (study["out"] / "metrics_vs_batch.png").exists()  # one batch size: no batch plot
     bars = []
     monkeypatch.setattr(matplotlib.axes.Axes, "bar", lambda self, x, h, **kw: bars.append((h, kw["yerr"])))
     configs = group_configurations(load_runs([study["root"]]))
-    write_plots(configs, [("synthetic", "p-mrr")], tmp_path)
-    ((heights, errors),) = bars
+    write_plots(configs, [("synthetic", "p-mrr")], tmp_path, 2000, 0)
+    height, ((below,), (above,)) = bars[0]
     p_mrr_a = [float(np.mean(study["values"]["a", s])) for s in (1, 2, 3)]
-    assert heights[0] == pytest.approx(100 * statistics.mean(p_mrr_a))
-    assert errors[0] == pytest.approx(100 * T_975[2] * statistics.stdev(p_mrr_a) / math.sqrt(3))
-    assert math.isnan(errors[2])  # one seed: no error bar
+    assert height == pytest.approx(100 * statistics.mean(p_mrr_a))
+    low, high = configs[0].interval("after", ("synthetic", "p-mrr"), 2000, 0)
+    assert (height - below, height + above) == pytest.approx((100 * low, 100 * high))
+
+
+def test_without_per_query_values_the_cell_is_the_t_interval_over_seeds(tmp_path):
+    root = tmp_path / "r"
+    means = [0.2, 0.3, 0.5]
+    for num, value in enumerate(means):
+        job = make_job(root, num, ["loss=x", f"seed={num}"], synthetic(np.full(50, value)), seed=num)
+        (job / "per_query.json").unlink()
+    text = write_report([root], tmp_path / "out").read_text()
+    half = T_975[2] * statistics.stdev(means) / math.sqrt(3)
+    (row,) = rows(text, "0, 1, 2")
+    assert row[-1] == f"**{100 * statistics.mean(means):.1f}** ± {100 * half:.1f}"
+    assert "`synthetic`: no per-query values" in text
 
 
 def test_model_plot_uses_parameter_count(tmp_path):
@@ -263,7 +283,7 @@ def test_model_plot_uses_parameter_count(tmp_path):
     for num, model in enumerate(["tiny", "minilm"]):
         make_job(root, num, [f"model={model}"], synthetic(np.full(50, 0.1 * num)), choices={"model": model})
     write_report([root], tmp_path / "out")
-    assert (tmp_path / "out" / "metrics_vs_model.png").is_file()
+    assert all((tmp_path / "out" / f"metrics_vs_model.{fmt}").is_file() for fmt in ("png", "pdf", "svg"))
 
 
 @pytest.mark.e2e

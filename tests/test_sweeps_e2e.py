@@ -67,5 +67,6 @@ def test_grid_through_local_launcher_and_report(tmp_path):
     assert header in report
     rows = [line for line in report.splitlines() if line.split("|")[2:3] in ([" 4 "], [" 8 "])]
     assert len(rows) == 4
-    for plot in ("metrics_by_loss.png", "metrics_vs_batch.png"):
-        assert (tmp_path / "report" / plot).stat().st_size > 1000
+    for plot in ("metrics", "metrics_vs_batch"):
+        for fmt in ("png", "pdf", "svg"):
+            assert (tmp_path / "report" / f"{plot}.{fmt}").stat().st_size > 1000

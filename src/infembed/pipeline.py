@@ -112,17 +112,18 @@ def job_run_name(cfg: DictConfig, output_dir: Path) -> str:
 
 
 def log_artifacts(logger, output_dir: Path, checkpoint) -> None:
-    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json) and ``model-<run id>`` (the last
-    checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs keep them for ``wandb sync``;
-    a resumed run adds a new version of each."""
+    """W&B only, rank 0: ``results-<run id>`` (metrics.json, per_query.json, clusters.json if any) and
+    ``model-<run id>`` (the last checkpoint as ``model.ckpt``, W&B's naming for Lightning checkpoints). Offline runs
+    keep them for ``wandb sync``; a resumed run adds a new version of each."""
     if rank_zero_only.rank != 0 or not isinstance(logger, WandbLogger):
         return
     import wandb
 
     run = logger.experiment
     results = wandb.Artifact(f"results-{run.id}", type="results")
-    for name in ("metrics.json", "per_query.json"):
-        results.add_file(str(output_dir / name))
+    for name in ("metrics.json", "per_query.json", "clusters.json"):
+        if (output_dir / name).is_file():
+            results.add_file(str(output_dir / name))
     run.log_artifact(results)
     if checkpoint is not None and checkpoint.last_model_path:
         model = wandb.Artifact(f"model-{run.id}", type="model")

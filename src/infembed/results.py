@@ -10,6 +10,10 @@
 ``per_query.json`` beside it: ``{STAGE: {BENCHMARK: {METRIC: {query_id: value}}}}`` for every metric that is a
 mean over queries (per held-out row for ``instruction_sensitivity``), for paired tests between runs.
 
+``clusters.json`` beside them, only when a benchmark names query clusters (the optional ``cluster`` field of its
+``queries.jsonl``): ``{BENCHMARK: {query_id: cluster}}``. The report resamples and tests whole clusters, since the
+queries of one cluster move together.
+
 A metric is addressed by its path ``STAGE/BENCHMARK/METRIC`` (e.g. ``after/synthetic/p-mrr``): that is what
 ``optimized_metric`` names and what ``run.py`` returns to Hydra sweepers.
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 from infembed.errors import ConfigError
 
 STAGES = ("before", "after")
+NO_INSTRUCTION = " (no instruction)"  # suffix of a benchmark row evaluated without its instructions
 Stages = Mapping[str, Mapping[str, object]]  # {stage: {benchmark: EvalResult}}
 
 
@@ -47,10 +52,14 @@ def metrics_payload(task: str, stages: Stages, num_parameters: int, config: dict
 def write_results(
     output_dir: str | os.PathLike, task: str, stages: Stages, num_parameters: int, config: dict
 ) -> dict:
-    """Write ``metrics.json`` and ``per_query.json`` into ``output_dir``; returns the metrics document."""
+    """Write ``metrics.json``, ``per_query.json`` (and ``clusters.json``) into ``output_dir``; returns the metrics
+    document."""
     payload = metrics_payload(task, stages, num_parameters, config)
     per_query = {stage: {bench: r.per_query for bench, r in rows.items()} for stage, rows in stages.items()}
     write_json(Path(output_dir) / "per_query.json", per_query)
+    clusters = {bench: r.clusters for rows in stages.values() for bench, r in rows.items() if r.clusters}
+    if clusters:
+        write_json(Path(output_dir) / "clusters.json", clusters)
     write_json(Path(output_dir) / "metrics.json", payload)  # last: its presence marks a finished job
     return payload
 
@@ -98,4 +107,12 @@ def results_table(payload: Mapping, scale: float = 100) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["STAGES", "check_metric_path", "lookup", "results_table", "write_json", "write_results"]
+__all__ = [
+    "NO_INSTRUCTION",
+    "STAGES",
+    "check_metric_path",
+    "lookup",
+    "results_table",
+    "write_json",
+    "write_results",
+]

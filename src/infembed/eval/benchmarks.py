@@ -3,19 +3,21 @@
 Local BEIR-style folder::
 
     DIR/corpus.jsonl          {"_id", "text", "title"?}        (title and text are joined "title text")
-    DIR/queries.jsonl         {"_id", "text", "instruction"?}  (other fields ignored)
+    DIR/queries.jsonl         {"_id", "text", "instruction"?, "cluster"?}  (other fields ignored)
     DIR/qrels/<split>.tsv     "query-id<TAB>corpus-id<TAB>score" with a header line; graded or fractional scores
     DIR/candidates.jsonl      {"query-id", "corpus-ids": [...]} (optional: each query's pool to rerank)
 
 Local FollowIR-format folder (what ``infembed.data.synthetic`` writes)::
 
     DIR/corpus.jsonl          {"_id", "text", "title"?}
-    DIR/queries.jsonl         {"_id", "text", "instruction_og", "instruction_changed"}
+    DIR/queries.jsonl         {"_id", "text", "instruction_og", "instruction_changed", "cluster"?}
     DIR/qrels/og.tsv          relevance under the original instruction (or qrels/og/<split>.tsv)
     DIR/qrels/changed.tsv     relevance under the changed instruction
     DIR/candidates.jsonl      optional, as above
 
-The queries evaluated are those with qrels rows in the split. Local folders and hub datasets go through the same
+The queries evaluated are those with qrels rows in the split. ``cluster`` (a string, optional) names a group of
+queries that are not independent (e.g. the synthetic held-out set's attribute pair); results carry it to the report,
+which then resamples whole clusters. Local folders and hub datasets go through the same
 checks. Each of these stops the load with one ``BenchmarkDataError`` naming the file and line (hub: dataset, config
 and row) and what was expected, before anything is encoded or written:
 
@@ -73,6 +75,7 @@ class RetrievalBenchmark:
     candidates: dict[str, list[str]] | None = None  # query id -> doc ids to rerank; None: full corpus
     corpus_key: str = ""  # content hash of the corpus source, part of the embedding-cache key
     pool_from_qrels: bool = False  # qrels list judged non-relevant docs too (BIRCO-style pools)
+    clusters: dict[str, str] = field(default_factory=dict)  # query id -> cluster (queries that name one)
 
 
 @dataclass
@@ -88,6 +91,7 @@ class FollowIRBenchmark:
     qrels_changed: dict[str, dict[str, float]]
     candidates: dict[str, list[str]] | None = None
     corpus_key: str = ""
+    clusters: dict[str, str] = field(default_factory=dict)  # query id -> cluster (queries that name one)
 
     def changed_docs(self) -> dict[str, list[str]]:
         """Docs relevant (> 0) under the original instruction and not relevant under the changed one."""
@@ -201,9 +205,10 @@ def queries_table(
     queries, seen = {}, {}
     for where, row in records:
         qid = _id(where, row, "_id", seen)
-        queries[qid] = {"text": _field(where, row, "text")} | {
-            key: _field(where, row, key, optional=not required) for key in instruction_fields
-        }
+        queries[qid] = {
+            "text": _field(where, row, "text"),
+            "cluster": _field(where, row, "cluster", True),
+        } | {key: _field(where, row, key, optional=not required) for key in instruction_fields}
     if not queries:
         raise BenchmarkDataError(f"{source}: no queries")
     return Table(source, queries, seen)
@@ -312,6 +317,10 @@ def _pools(
     return {q: [d for d in candidates.rows[q] if d in corpus.rows] for q in kept if q in candidates.rows}
 
 
+def _clusters(queries: Table, kept: list[str]) -> dict[str, str]:
+    return {q: queries.rows[q]["cluster"] for q in kept if queries.rows[q]["cluster"]}
+
+
 def build_beir(
     name: str, corpus: Table, queries: Table, qrels: Table, candidates: Table | None, corpus_key: str
 ) -> RetrievalBenchmark:
@@ -327,6 +336,7 @@ def build_beir(
         candidates=_pools(candidates, queries, corpus, kept),
         corpus_key=corpus_key,
         pool_from_qrels=all(any(rel <= 0 for rel in qrels.rows[q].values()) for q in kept),
+        clusters=_clusters(queries, kept),
     )
 
 
@@ -364,6 +374,7 @@ def build_followir(
         qrels_changed=changed.rows,
         candidates=_pools(candidates, queries, corpus, kept),
         corpus_key=corpus_key,
+        clusters=_clusters(queries, kept),
     )
     if not any(bench.changed_docs().values()):
         raise BenchmarkDataError(

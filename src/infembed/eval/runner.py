@@ -23,17 +23,20 @@ from infembed.eval.benchmarks import (
 from infembed.eval.metrics import DEFAULT_METRICS, evaluate_per_query, p_mrr_per_query, trec_ranking
 from infembed.eval.retrieval import encode_corpus, rerank, retrieve
 from infembed.eval.sensitivity import instruction_hits, read_heldout
+from infembed.results import NO_INSTRUCTION
 
 SYNTHETIC = "synthetic"  # the benchmark name of the synthetic held-out topics in results
 
 
 @dataclass
 class EvalResult:
-    """One benchmark row: metric means, per-query values ``{metric: {query_id: value}}`` and the ranking run."""
+    """One benchmark row: metric means, per-query values ``{metric: {query_id: value}}``, the ranking run and the
+    benchmark's query clusters ``{query_id: cluster}`` (empty when it names none)."""
 
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]]
     run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    clusters: dict[str, str] = field(default_factory=dict)
 
     def add(self, metric: str, per_query: Mapping[str, float]) -> None:
         """Add a metric given per query; its value is the mean over queries."""
@@ -183,9 +186,11 @@ def evaluate_benchmark(
         run_og, run_changed = _runs(encoder, bench, [og, changed], *args)
         result = _result(run_og, bench.qrels_og, metrics)
         result.add("p-mrr", p_mrr_per_query(run_og, run_changed, bench.changed_docs()))
-        return result
-    (run,) = _runs(encoder, bench, [bench.instructions if use_instruction else {}], *args)
-    return _result(run, bench.qrels, metrics)
+    else:
+        (run,) = _runs(encoder, bench, [bench.instructions if use_instruction else {}], *args)
+        result = _result(run, bench.qrels, metrics)
+    result.clusters = dict(bench.clusters)
+    return result
 
 
 def evaluate_synthetic(encoder, data_dir: str | os.PathLike, batch_size: int = 64) -> EvalResult:
@@ -229,7 +234,7 @@ def evaluate_from_config(
     for path, name in zip(benchmark.paths, benchmark.names):
         bench = load_benchmark(path, benchmark.split, benchmark.format, name)
         for use_instruction in benchmark.instruction_variants:
-            row = bench.name if use_instruction else f"{bench.name} (no instruction)"
+            row = bench.name if use_instruction else bench.name + NO_INSTRUCTION
             results[row] = evaluate_benchmark(
                 encoder,
                 bench,

@@ -3,7 +3,8 @@
     python -m infembed.kernels.aot [--dtypes bf16 fp32] [--json OUT.json]     # TRITON_INTERPRET unset or 0
 
 Compiles every tile of triton_ops.TILES, in the heaviest variant each kernel has (forward with
-the column partials and the masked diagonal; backward with both terms), with ``triton.compile`` for
+the column partials and the masked diagonal; both backward kernels, the blocked design's G kernel ("grad") and the
+register-resident one ("bwd"), with both terms), with ``triton.compile`` for
 ``GPUTarget("cuda", 90, 32)``, then runs Triton's bundled ``ptxas -v`` on the PTX for sm_90a. Per
 configuration it reports registers, spill bytes, shared memory, programs resident per SM (the rule
 triton_ops.resident_programs applies on the device, with an H100's limits) and which MMA instructions the
@@ -29,12 +30,14 @@ from triton.compiler import ASTSource
 
 from infembed.kernels.triton_lse_bwd import lse_bwd_kernel
 from infembed.kernels.triton_lse_fwd import lse_fwd_kernel
+from infembed.kernels.triton_lse_grad import grad_scores_kernel
 from infembed.kernels.triton_ops import dot_precision, resident_programs, tiles
 
 H100 = {"threads": 2048, "regs": 65536, "smem": 228 * 1024, "sms": 132}  # per SM; 227 KiB per block max
 MAX_SHARED_PER_PROGRAM = 227 * 1024
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 _PTR = {"bf16": "*bf16", "fp32": "*fp32"}
+KERNELS = {"fwd": lse_fwd_kernel, "grad": grad_scores_kernel, "bwd": lse_bwd_kernel}  # grad: blocked backward
 
 
 @dataclass
@@ -62,9 +65,10 @@ def _signature(kernel: str, dtype: str) -> tuple[dict, dict]:
         ints = ("M", "N", "D", "stride_q", "stride_k")
         consts = {"EXCLUDE_DIAG": True, "WITH_COL": True, "PRECISION": precision}
     else:
-        pointers = {"x_ptr": ptr, "y_ptr": ptr, "dx_ptr": ptr}
+        out = "dx" if kernel == "bwd" else "g"
+        pointers = {"x_ptr": ptr, "y_ptr": ptr, f"{out}_ptr": ptr}
         pointers.update(dict.fromkeys(("x_lse_ptr", "x_grad_ptr", "y_lse_ptr", "y_grad_ptr"), "*fp32"))
-        ints = ("n_x", "n_y", "D", "stride_x", "stride_y", "stride_dx")
+        ints = ("n_x", "n_y", "D", "stride_x", "stride_y", f"stride_{out}")
         consts = {"EXCLUDE_DIAG": True, "X_TERM": True, "Y_TERM": True, "PRECISION": precision}
     sig = {**pointers, **dict.fromkeys(ints, "i32"), "scale": "fp32", "offset": "i32"}
     return sig, consts
@@ -88,7 +92,7 @@ def _ptxas_verbose(ptx: str) -> tuple[int, int]:
 def compile_tile(kernel: str, dtype: str, tile) -> Report:
     """Compile one (kernel, dtype, tile) for sm_90a and read its resources."""
     sig, consts = _signature(kernel, dtype)
-    fn = lse_fwd_kernel if kernel == "fwd" else lse_bwd_kernel
+    fn = KERNELS[kernel]
     # As the launcher guarantees and the runtime specialises: 16-byte-aligned pointers, D and strides % 16 == 0
     aligned = [name for name, kind in sig.items() if kind.startswith("*") or name == "D" or "stride" in name]
     attrs = {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name in aligned}
@@ -132,7 +136,7 @@ def main(argv=None) -> int:
     reports = [
         compile_tile(kernel, dtype, tile)
         for dtype in args.dtypes
-        for kernel in ("fwd", "bwd")
+        for kernel in KERNELS
         for tile in tiles(kernel, DTYPES[dtype])
     ]
     print("| kernel | dtype | tile | registers | spill bytes | shared (KiB) | resident / SM | MMA |")

@@ -2,9 +2,10 @@
 
 Backends: ``naive`` (reference.py, materialises S), ``chunked`` (chunked.py, row blocks, pure torch),
 ``triton`` (triton_ops.py, fused kernels; imported lazily so ``import infembed.kernels`` never imports
-triton), ``auto``: triton on CUDA for fp32/bf16/fp16 when triton is importable and passed its one-time
-self-check on that device (selfcheck.py), chunked otherwise (CPU, float64, or a failed check, with one
-warning). Precision: precision.py (under autocast every backend sees inputs rounded to the autocast dtype and
+triton), ``auto``: on CUDA for fp32/bf16/fp16, when triton is importable and passed its one-time self-check on
+that device (selfcheck.py), whichever of triton and chunked tuning.py timed faster for the shape class (cached on
+disk: every process runs the same backend and tiles); chunked otherwise (CPU, float64, or a failed check, with
+one warning). ``triton`` on CUDA runs the tiles tuning.py chose for the class. Precision: precision.py (under autocast every backend sees inputs rounded to the autocast dtype and
 runs with autocast off; outputs float32, float64 for float64 inputs).
 """
 
@@ -15,6 +16,7 @@ import warnings
 
 import torch
 
+from infembed.kernels import tuning
 from infembed.kernels.chunked import chunked_similarity
 from infembed.kernels.errors import BackendUnavailableError, KernelInputError
 from infembed.kernels.precision import autocast_inputs
@@ -114,17 +116,31 @@ def _triton_ops(device: torch.device, dtype: torch.dtype):
     return triton_ops
 
 
+def _plan(backend: str, q, k, exclude_diagonal, with_col) -> tuple[str, object]:
+    """(backend that runs, triton plan | None) for ``backend`` triton or auto (self-checked): on CUDA from
+    tuning.choose for the shape class (auto: triton vs chunked); under the interpreter
+    tuning.interpreter_plan (forced tiles or the interpreter tile, nothing timed)."""
+    if q.device.type != "cuda":
+        return "triton", tuning.interpreter_plan(q.dtype, q.device)
+    cls = tuning.shape_class(
+        q.device, q.dtype, q.shape[0], k.shape[0], q.shape[1], exclude_diagonal, with_col
+    )
+    choice = tuning.choose(cls, q.device, q.dtype, with_chunked=backend == "auto")
+    return choice.backend, (choice.plan(q.dtype) if choice.backend == "triton" else None)
+
+
 def _similarity(q, k, scale, exclude_diagonal, offset, with_col, with_max, backend):
     """(row, col | None, row max | None, col max | None) from the chosen backend (inputs already checked)."""
     name = resolve_backend(backend, q.device, q.dtype)
     q, k = autocast_inputs(q, k)
     args = (q, k, scale, bool(exclude_diagonal), offset, with_col, bool(with_max))
-    with torch.autocast(q.device.type, enabled=False):
+    with torch.autocast(q.device.type, enabled=False):  # tuning, if any, times what then runs
+        name, plan = _plan(backend, q, k, exclude_diagonal, with_col) if name == "triton" else (name, None)
         if name == "naive":
             return naive_similarity(*args)
         if name == "chunked":
             return chunked_similarity(*args)
-        return _triton_ops(q.device, q.dtype).triton_similarity(*args)
+        return _triton_ops(q.device, q.dtype).triton_similarity(*args, plan=plan)
 
 
 def similarity_lse(q, k, scale, exclude_diagonal=False, backend="auto", diagonal_offset=0, *, with_max=False):

@@ -1,5 +1,6 @@
 """CLI: ``python -m infembed.report DIR [DIR ...] [--out DIR] [--title TEXT] [--compare A B]... [--baseline A]
-[--metric after/synthetic/p-mrr] [--permutations 10000] [--seed 0]``.
+[--metric after/synthetic/p-mrr] [--test-metric after/synthetic/p-mrr]... [--alpha 0.05] [--permutations 10000]
+[--seed 0] [--unpaired-seeds] [--wandb PROJECT]``.
 
 A and B are configurations given by some of their overrides, e.g. ``loss=uni_p`` or ``"loss=uni_p model=minilm"``.
 """
@@ -38,6 +39,26 @@ def main(argv: list[str] | None = None) -> int:
         help="STAGE/BENCHMARK/METRIC that picks the best configuration (default: optimized_metric)",
     )
     parser.add_argument(
+        "--test-metric",
+        action="append",
+        metavar="PATH",
+        help="after/BENCHMARK/METRIC to test (repeatable; default: every metric with per-query values)",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="family-wise level of the Holm adjustment (default 0.05)"
+    )
+    parser.add_argument(
+        "--unpaired-seeds",
+        action="store_true",
+        help="never pair runs by seed: permute runs across seeds (decide before looking at the results)",
+    )
+    parser.add_argument(
+        "--wandb",
+        default=None,
+        metavar="PROJECT",
+        help="also log the tables to W&B as wandb.Table (a run of job type 'report'; offline with WANDB_MODE)",
+    )
+    parser.add_argument(
         "--permutations",
         type=int,
         default=10000,
@@ -49,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.permutations < 1:
         parser.error("--permutations must be at least 1")
+    if not 0 < args.alpha < 1:
+        parser.error("--alpha must be between 0 and 1")
     try:
         path = write_report(
             args.dirs,
@@ -57,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             compare=args.compare,
             baseline=args.baseline,
             metric=args.metric,
+            test_metrics=args.test_metric,
+            alpha=args.alpha,
+            pair_seeds=not args.unpaired_seeds,
+            wandb_project=args.wandb,
             permutations=args.permutations,
             seed=args.seed,
         )

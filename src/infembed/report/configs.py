@@ -8,12 +8,12 @@ global batch size, then loss, then the rest; numbers numerically, other values i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from infembed.report.runs import SEED_KEY, MetricKey, ReportInputError, Run
-from infembed.report.stats import mean_ci
+from infembed.report.runs import SEED_KEY, MetricKey, ReportInputError, Run, query_clusters
+from infembed.report.stats import cluster_labels, crossed_bootstrap, mean_ci
 
 PREFERRED_KEYS = ("model", "data.global_batch_size", "loss")
 # Overrides that select how a sweep runs, not what it measures.
@@ -26,6 +26,7 @@ class Configuration:
 
     runs: list[Run]
     keys: list[str]
+    _intervals: dict = field(default_factory=dict, repr=False)  # (stage, key, resamples, seed) -> interval
 
     @property
     def overrides(self) -> dict[str, str]:
@@ -49,11 +50,33 @@ class Configuration:
         ]
         return float(np.mean(deltas)) if deltas else None
 
-    def query_values(self, stage: str, key: MetricKey) -> dict[str, float]:
-        """``{query_id: mean over seeds}`` on the queries every seed has ({} when a run lacks per-query values)."""
-        per_run = [run.query_values(stage, key) for run in self.runs]
-        shared = set.intersection(*(set(values) for values in per_run))
-        return {q: float(np.mean([values[q] for values in per_run])) for q in sorted(shared)}
+    @property
+    def seeds(self) -> list[str]:
+        return [run.seed for run in self.runs]
+
+    def query_ids(self, stage: str, key: MetricKey) -> set[str]:
+        """The queries every run has a per-query value for (empty when a run lacks per_query.json's metric)."""
+        return set.intersection(*(set(run.query_values(stage, key)) for run in self.runs))
+
+    def query_matrix(self, stage: str, key: MetricKey, queries: list[str]) -> np.ndarray:
+        """(S, n): each run's (row, in seed order) value of each of ``queries`` (which every run has)."""
+        return np.array([[run.query_values(stage, key)[q] for q in queries] for run in self.runs])
+
+    def interval(self, stage: str, key: MetricKey, resamples: int, seed: int) -> tuple[float, float] | None:
+        """95 % interval of the mean when seeds and queries (clusters) are random: the crossed bootstrap over the
+        per-query values (None when a run has none); computed once per argument set."""
+        cache_key = (stage, key, resamples, seed)
+        if cache_key not in self._intervals:
+            queries = sorted(self.query_ids(stage, key))
+            clusters = cluster_labels(queries, query_clusters(self.runs, key[0]))
+            self._intervals[cache_key] = (
+                crossed_bootstrap(
+                    self.query_matrix(stage, key, queries), None, clusters, False, resamples, seed
+                )
+                if queries
+                else None
+            )
+        return self._intervals[cache_key]
 
 
 def config_id(run: Run) -> frozenset:

@@ -6,6 +6,7 @@ finished when its ``metrics.json`` exists (both tasks write it)::
     metrics.json    {"task": "train" | "evaluate", "before"?: {BENCH: {METRIC: value}}, "after": {BENCH: {METRIC: value}},
                      "num_parameters": int, "config": {resolved config}}
     per_query.json  {"before"?: {BENCH: {METRIC: {query_id: value}}}, "after": {...}}   (optional)
+    clusters.json   {BENCH: {query_id: cluster}}   (optional: the benchmark's queries.jsonl "cluster" field)
 
 A job without ``metrics.json`` is reported as failed; a malformed file is an input error naming the file and the
 field. When a sweep root holds ``multirun.yaml``, the jobs the sweep should have produced are expanded from it, so
@@ -48,6 +49,9 @@ class Run:
     per_query: dict | None = None  # per_query.json as written (None when the job wrote none)
     error: str | None = None  # why there are no metrics
     launched: dict[str, str] = field(default_factory=dict)  # the job's own command-line overrides
+    clusters: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # clusters.json: {bench: {query_id: cluster}}
 
     @property
     def ok(self) -> bool:
@@ -126,6 +130,8 @@ def load_run(job_dir: Path) -> Run:
     run.config = run.metrics.get("config") or config
     if (job_dir / "per_query.json").is_file():
         run.per_query = load_per_query(job_dir / "per_query.json")
+    if (job_dir / "clusters.json").is_file():
+        run.clusters = load_clusters(job_dir / "clusters.json")
     return run
 
 
@@ -186,6 +192,42 @@ def load_per_query(path: Path) -> dict:
                         f"{path}: {stage}/{bench}/{metric}/{bad} = {values[bad]!r}, expected a number"
                     )
     return per_query
+
+
+def load_clusters(path: Path) -> dict[str, dict[str, str]]:
+    """``clusters.json``, checked: ``{BENCH: {query_id: cluster name}}``."""
+    clusters = _load_json(path)
+    for bench, names in clusters.items():
+        _check_mapping(path, bench, names, "{query_id: cluster}")
+        bad = next((q for q, name in names.items() if not isinstance(name, str) or not name), None)
+        if bad is not None:
+            raise ReportInputError(
+                f"{path}: {bench}/{bad} = {names[bad]!r}, expected a cluster name (a string)"
+            )
+    return clusters
+
+
+def query_clusters(runs: list[Run], bench: str) -> dict[str, str]:
+    """``{query_id: cluster}`` of one benchmark over ``runs``; runs that name different clusters are an error."""
+    merged: dict[str, tuple[str, Path]] = {}
+    for run in runs:
+        for query, name in run.clusters.get(bench, {}).items():
+            first = merged.setdefault(query, (name, run.path))
+            if first[0] != name:
+                raise ReportInputError(
+                    f"{run.path / 'clusters.json'}: {bench}/{query} = {name!r}, but {first[1] / 'clusters.json'} "
+                    f"has {first[0]!r}; expected every run to name the same clusters"
+                )
+    return {query: name for query, (name, _) in merged.items()}
+
+
+def query_units(runs: list[Run], key: MetricKey) -> tuple[int, int | None]:
+    """(queries, clusters) of one after-training metric over ``runs``: the most queries a run has, and the clusters
+    they fall into, a query without one counting as its own (None when none of them names a cluster)."""
+    ids = max((set(run.query_values("after", key)) for run in runs), key=len, default=set())
+    names = query_clusters(runs, key[0])
+    named = {names[q] for q in ids if q in names}
+    return len(ids), (len(named) + sum(q not in names for q in ids)) if named else None
 
 
 def _load_json(path: Path) -> dict:
