@@ -1,4 +1,4 @@
-"""The instruction-query attention fusion (model.fusion=attention, method.md §7): the formula against a direct loop,
+"""The instruction-query attention fusion (model.fusion=attention, docs/method.md, "Attention fusion"): the formula against a direct loop,
 swap negatives from the batch against encode_pairs, training steps, the smoke run, export, checkpoints, config."""
 
 import json

@@ -1,4 +1,4 @@
-"""Every loss against method.md §4–§5 written out with explicit loops (independent of the implementation)."""
+"""Every loss against docs/method.md, "The three conditionals" and "The eleven losses" written out with explicit loops (independent of the implementation)."""
 
 import math
 
@@ -28,7 +28,7 @@ def _s(a, b):
 
 
 def _hand_sums(z, p, zs, mask, i):
-    """e^{s_ii} and the three sums of method.md §4–§5 for row i, each over its written index set."""
+    """e^{s_ii} and the three sums of docs/method.md, "The three conditionals" and "The eleven losses" for row i, each over its written index set."""
     pos = math.exp(_s(z[i], p[i]))
     over_p = sum(math.exp(_s(z[i], p[j])) for j in range(N))  # Σ_j e^{s(z_i,p_j)}
     over_iq = sum(math.exp(_s(p[i], z[j])) for j in range(N))  # Σ_j e^{s(p_i,z_j)}

@@ -22,5 +22,39 @@ class CheckpointError(UserError):
 
 def check_choice(value, valid, key: str) -> None:
     """``value`` must be one of ``valid``; the error names the config ``key`` and lists the valid choices."""
-    if value not in valid:
+    if not any(_same(value, choice) for choice in valid):
         raise ConfigError(f"{key}={value!r}: expected one of {', '.join(map(str, valid))}")
+
+
+def _same(value, choice) -> bool:
+    """Equal and of the same kind: ``1 == True`` in Python, but a boolean choice refuses the number 1."""
+    return value == choice and isinstance(value, bool) == isinstance(choice, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_int(value, key: str, minimum: int = 0) -> None:
+    """``value`` must be an integer (not a bool) >= ``minimum``."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+        raise ConfigError(f"{key}={value!r}: expected an integer >= {minimum}")
+
+
+def check_number(value, key: str, low: float = 0, high: float | None = None, bounds: str = "[]") -> None:
+    """``value`` must be a number in the interval from ``low`` to ``high`` (None: unbounded); ``bounds`` gives
+    which ends are included, e.g. ``"(]"``: low < value <= high."""
+    above = _is_number(value) and (value >= low if bounds[0] == "[" else value > low)
+    below = high is None or (_is_number(value) and (value <= high if bounds[1] == "]" else value < high))
+    if not (above and below):
+        if high is None:
+            expected = f"a number {'>=' if bounds[0] == '[' else '>'} {low:g}"
+        else:
+            expected = f"a number in {bounds[0]}{low:g}, {high:g}{bounds[1]}"
+        raise ConfigError(f"{key}={value!r}: expected {expected}")
+
+
+def check_bool(value, key: str) -> None:
+    """``value`` must be true or false (a YAML boolean), not a string or number that looks like one."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r}: expected true or false")

@@ -3,18 +3,19 @@ cross-key conflicts, and that the hub repositories a run needs are reachable (or
 
 from __future__ import annotations
 
+import functools
 import os
 import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from infembed.errors import ConfigError, UserError, check_choice
+from infembed.errors import ConfigError, UserError, check_bool, check_choice, check_int, check_number
 from infembed.hub_ids import is_hub_id
-from infembed.text import TRUNCATIONS
 
 TASKS = ("train", "evaluate")
 KERNELS = ("auto", "naive", "chunked", "triton")
+Check = typing.Callable[[object, str], None]  # (value, key) -> None, raises ConfigError
 
 
 def _precisions() -> tuple[str, ...]:
@@ -23,77 +24,117 @@ def _precisions() -> tuple[str, ...]:
     return (*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS))
 
 
-def _int(minimum: int):
-    def check(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-    return check, f"an integer >= {minimum}"
+def _int(minimum: int) -> Check:
+    return functools.partial(check_int, minimum=minimum)
 
 
-def _positive_number():
-    def check(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-    return check, "a number > 0"
+def _number(low: float = 0, high: float | None = None, bounds: str = "[]") -> Check:
+    return functools.partial(check_number, low=low, high=high, bounds=bounds)
 
 
-def _non_negative_number():
-    def check(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-
-    return check, "a number >= 0"
+def _int_or_auto(value, key: str) -> None:
+    if value != "auto" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise ConfigError(f"{key}={value!r}: expected an integer >= 0 or auto")
 
 
-def _ratio():
-    def check(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+@functools.cache
+def choices() -> dict[str, tuple]:
+    """The valid values of every enumerated key, each from the module that owns it (imported when a config is
+    checked: constants only, nothing is built)."""
+    from infembed.data.schema import ON_BAD_ROW
+    from infembed.data.synthetic import DIFFICULTIES, GENERATORS
+    from infembed.eval.benchmarks import FORMATS
+    from infembed.eval.retrieval import BACKENDS
+    from infembed.eval.runner import MODES
+    from infembed.losses.registry import LOSS_NAMES
+    from infembed.models.encoder import POOLINGS
+    from infembed.models.schedules import SCHEDULES
+    from infembed.text import FUSIONS, PADDING_SIDES, TRUNCATIONS
 
-    return check, "a number in [0, 1)"
+    return {
+        "task": TASKS,
+        "kernel": KERNELS,
+        "trainer.precision": _precisions(),
+        "data.on_bad_row": ON_BAD_ROW,
+        "data.synthetic.difficulty": DIFFICULTIES,
+        "data.synthetic.generator": GENERATORS,
+        "loss.name": LOSS_NAMES,
+        "model.pooling": POOLINGS,
+        "model.fusion": FUSIONS,
+        "model.padding_side": PADDING_SIDES,
+        "model.truncation": TRUNCATIONS,
+        "module.scheduler.name": SCHEDULES,
+        "benchmark.format": FORMATS,
+        "benchmark.mode": MODES,
+        "benchmark.use_instruction": (True, False, "both"),
+        "benchmark.retrieval_backend": BACKENDS,
+    }
 
 
-def _unit_interval():
-    def check(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-
-    return check, "a number in [0, 1]"
+def _choice(value, key: str) -> None:
+    check_choice(str(value) if key == "trainer.precision" else value, choices()[key], key)
 
 
-def _bool():
-    return (lambda v: isinstance(v, bool)), "true or false"
-
-
-def _one_of(choices: tuple[str, ...]):
-    return (lambda v: v in choices), f"one of {', '.join(choices)}"
-
-
-def _swaps():
-    return (lambda v: v in ("auto", None) or _int(0)[0](v)), "an integer >= 0 or auto"
-
-
-# key -> (check, what is expected); keys missing from the config are skipped
-CHECKS = {
+# key -> check(value, key); keys missing from the config or set to null are skipped
+CHECKS: dict[str, Check] = {
+    "task": _choice,
+    "kernel": _choice,
     "seed": _int(0),
     "trainer.max_steps": _int(1),
     "trainer.accumulate_grad_batches": _int(1),
     "trainer.log_every_n_steps": _int(1),
+    "trainer.precision": _choice,
+    "trainer.use_distributed_sampler": check_bool,
     "data.global_batch_size": _int(1),
     "data.num_workers": _int(0),
     "data.shuffle_buffer": _int(0),
-    "data.num_swap_negatives": _swaps(),
-    "data.mask_false_swaps": _bool(),
-    "data.false_swap_rate": _unit_interval(),
+    "data.num_swap_negatives": _int_or_auto,
     "data.stream_retries": _int(0),
-    "data.stream_backoff_s": _non_negative_number(),
+    "data.stream_backoff_s": _number(0),
+    "data.val_fraction": _number(0, 1, "[)"),
+    "data.on_bad_row": _choice,
+    "data.synthetic.difficulty": _choice,
+    "data.synthetic.generator": _choice,
+    "data.mask_false_swaps": check_bool,
+    "data.false_swap_rate": _number(0, 1),
     "callbacks.nonfinite.skip_steps": _int(0),
-    "loss.temperature": _positive_number(),
-    "module.optimizer.lr": _positive_number(),
-    "module.scheduler.warmup_ratio": _ratio(),
+    "callbacks.checkpoint.save_last": check_bool,
+    "loss.name": _choice,
+    "loss.temperature": _number(0, bounds="(]"),
+    "loss.gather": check_bool,
+    "model.pooling": _choice,
+    "model.fusion": _choice,
+    "model.padding_side": _choice,
+    "model.truncation": _choice,
+    "model.normalize": check_bool,
+    "model.separate_passage_tower": check_bool,
+    "model.random_init": check_bool,
+    "model.gradient_checkpointing": check_bool,
+    "module.optimizer.lr": _number(0, bounds="(]"),
+    "module.scheduler.name": _choice,
+    "module.scheduler.warmup_ratio": _number(0, 1, "[)"),
+    "logger.offline": check_bool,
+    "evaluation.before": check_bool,
     "evaluation.batch_size": _int(1),
-    "evaluation.wise_ft": _unit_interval(),
+    "evaluation.wise_ft": _number(0, 1),
+    "benchmark.format": _choice,
+    "benchmark.mode": _choice,
+    "benchmark.use_instruction": _choice,
+    "benchmark.retrieval_backend": _choice,
+    "benchmark.top_k": _int(1),
+    "benchmark.batch_size": _int(1),
     "grad_cache.chunk_size": _int(1),
-    "model.truncation": _one_of(TRUNCATIONS),
 }
-TRAIN_ONLY = ("trainer.", "data.", "loss.", "module.", "grad_cache.", "callbacks.")
+TRAIN_ONLY = (
+    "trainer.",
+    "data.",
+    "loss.",
+    "module.",
+    "grad_cache.",
+    "callbacks.",
+    "logger.",
+    "evaluation.before",
+)
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
 ARGV_RELAUNCH = (
     "ddp",
@@ -114,26 +155,22 @@ def _select(cfg: DictConfig, key: str):
 
 def validate(cfg: DictConfig) -> None:
     """Check every value with a known range or choice before anything heavy is built (one line per mistake)."""
+    _check_required(cfg)
     check_choice(cfg.task, TASKS, "task")
-    for key, (check, expected) in CHECKS.items():
+    for key, check in CHECKS.items():
         if cfg.task != "train" and key.startswith(TRAIN_ONLY):
             continue
         value = _select(cfg, key)
-        if value is not None and not check(value):
-            raise ConfigError(f"{key}={value!r}: expected {expected}")
-    check_choice(_select(cfg, "kernel"), KERNELS, "kernel")
+        if value is not None:
+            check(value, key)
     if cfg.task == "train":
         _check_trainer_keys(cfg)
-        check_choice(str(_select(cfg, "trainer.precision")), _precisions(), "trainer.precision")
         _check_divisible(cfg)
         _check_multirun_ddp(cfg)
         _check_grad_cache_strategy(cfg)
         _check_grad_cache_fusion(cfg)
         _check_false_swaps(cfg)
-    if cfg.get("optimized_metric"):
-        from infembed.results import check_metric_path
-
-        check_metric_path(cfg.optimized_metric)
+    _check_optimized_metric(cfg)
     ckpt = cfg.get("ckpt_path")
     if ckpt and ckpt not in ("last", "hpc") and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
@@ -147,6 +184,70 @@ def _check_false_swaps(cfg: DictConfig) -> None:
     fusion = _select(cfg, "model.fusion") or "concat"
     if rate and fusion != "concat":
         raise ConfigError(f"data.false_swap_rate={rate} needs model.fusion=concat, got model.fusion={fusion}")
+
+
+def _check_required(cfg: DictConfig) -> None:
+    """A value left at ``???`` (e.g. ``benchmark.root`` of benchmark=birco) is named before anything is built."""
+    missing = sorted(_missing_keys(OmegaConf.to_container(cfg, resolve=False)))
+    if missing:
+        raise ConfigError(f"{missing[0]}: a required value is not set (???); give {missing[0]}=...")
+
+
+def _missing_keys(node, prefix: str = ""):
+    """Dotted keys whose value is ``???`` in a plain (unresolved) config container."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if isinstance(node, list):
+            full_key = f"{prefix}[{key}]"
+        else:
+            full_key = f"{prefix}.{key}" if prefix else str(key)
+        if value == "???":
+            yield full_key
+        elif isinstance(value, (dict, list)):
+            yield from _missing_keys(value, full_key)
+
+
+def benchmark_rows(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
+    """``{benchmark row: its metrics}`` that this run writes into metrics.json, as far as the config tells:
+    the synthetic held-out topics when training on the synthetic data, and the rows of ``benchmark``."""
+    from infembed.eval.runner import SYNTHETIC, SYNTHETIC_METRICS
+
+    rows = {}
+    if cfg.task == "train" and _select(cfg, "data.synthetic") is not None:
+        rows[SYNTHETIC] = SYNTHETIC_METRICS
+    benchmark = cfg.get("benchmark")
+    if benchmark is None or benchmark.get("path") is None:
+        return rows
+    paths = list(benchmark.path) if OmegaConf.is_list(benchmark.path) else [benchmark.path]
+    names = benchmark.get("name") or [None] * len(paths)
+    names = list(names) if OmegaConf.is_list(names) or isinstance(names, list) else [names]
+    metrics = (*(benchmark.get("metrics") or ()), "p-mrr")  # FollowIR-format data adds p-mrr
+    suffixes = {True: ("",), False: (" (no instruction)",), "both": ("", " (no instruction)")}
+    for path, name in zip(paths, names):
+        # a hub dataset's row may be named by its id or by its last part
+        labels = [name] if name else list(dict.fromkeys((Path(str(path)).name, str(path))))
+        for label in labels:
+            for suffix in suffixes.get(benchmark.get("use_instruction", True), ("",)):
+                rows[f"{label}{suffix}"] = metrics
+    return rows
+
+
+def _check_optimized_metric(cfg: DictConfig) -> None:
+    """``optimized_metric`` (when set) must be a path this run's metrics.json will have; the error lists them."""
+    path = cfg.get("optimized_metric")
+    if not path:
+        return
+    from infembed.results import check_metric_path
+
+    stage, benchmark, metric = check_metric_path(path)
+    stages = ("before", "after") if cfg.task == "train" and _select(cfg, "evaluation.before") else ("after",)
+    rows = benchmark_rows(cfg)
+    valid = [f"{s}/{b}/{m}" for s in stages for b, ms in rows.items() for m in ms]
+    if stage not in stages or metric not in rows.get(benchmark, ()):
+        raise ConfigError(
+            f"optimized_metric={path}: this run does not produce it; expected one of {', '.join(valid) or 'none'}"
+            " (a benchmark given by benchmark.path=... adds its rows), or optimized_metric=null"
+        )
 
 
 def _check_wise_ft(cfg: DictConfig) -> None:

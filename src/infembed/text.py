@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import torch
 
-from infembed.errors import ConfigError
+from infembed.errors import ConfigError, check_choice, check_int
 
 PAIR_FIELDS = ("query", "instruction")
 PASSAGE_FIELDS = ("passage",)
@@ -45,7 +45,7 @@ Spans = list[tuple[int, int]]  # [start, end) character ranges of one field's va
 FUSIONS = (
     "concat",
     "attention",
-)  # how a pair becomes one vector: one "query instruction" text, or method.md §7
+)  # how a pair becomes one vector: one "query instruction" text, or docs/method.md, "Attention fusion"
 
 
 def check_template(template: str, fields: tuple[str, ...], key: str) -> str:
@@ -94,16 +94,10 @@ class TextSpec:
     def __post_init__(self) -> None:
         check_template(self.pair_template, PAIR_FIELDS, "model.pair_template")
         check_template(self.passage_template, PASSAGE_FIELDS, "model.passage_template")
-        if self.padding_side not in PADDING_SIDES:
-            raise ConfigError(
-                f"model.padding_side={self.padding_side!r}: expected one of {list(PADDING_SIDES)}"
-            )
-        if self.truncation not in TRUNCATIONS:
-            raise ConfigError(f"model.truncation={self.truncation!r}: expected one of {list(TRUNCATIONS)}")
+        check_choice(self.padding_side, PADDING_SIDES, "model.padding_side")
+        check_choice(self.truncation, TRUNCATIONS, "model.truncation")
         for key in ("max_pair_length", "max_passage_length"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"model.{key}={value!r}: expected a positive number of tokens")
+            check_int(getattr(self, key), f"model.{key}", minimum=1)
 
     def replace(self, **changes) -> TextSpec:
         """A copy with some fields changed (validated again)."""

@@ -14,7 +14,7 @@ import logging
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from infembed.errors import ConfigError, UserError
+from infembed.errors import UserError, check_int
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,7 @@ class NonFiniteGuard(Callback):
     the first)."""
 
     def __init__(self, skip_steps: int = 0):
-        if isinstance(skip_steps, bool) or not isinstance(skip_steps, int) or skip_steps < 0:
-            raise ConfigError(f"callbacks.nonfinite.skip_steps={skip_steps!r}: expected an integer >= 0")
+        check_int(skip_steps, "callbacks.nonfinite.skip_steps", minimum=0)
         self.skip_steps = skip_steps
         self.skipped: list[str] = []
         self.losses: list[torch.Tensor] = []  # of the micro-batches since the last optimiser step

@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.callbacks import ProgressBar
 from tqdm import tqdm
 
-from infembed.errors import ConfigError
+from infembed.errors import check_int
 
 log = logging.getLogger(__name__)
 GIB = 2**30
@@ -48,8 +48,7 @@ class StepProgress(ProgressBar):
 
     def __init__(self, every_n_steps: int = 50, interactive: bool | None = None) -> None:
         super().__init__()
-        if not isinstance(every_n_steps, int) or every_n_steps < 1:
-            raise ConfigError(f"callbacks.progress.every_n_steps={every_n_steps!r}: expected an integer >= 1")
+        check_int(every_n_steps, "callbacks.progress.every_n_steps", minimum=1)
         self.every_n_steps = every_n_steps
         self.interactive = interactive
         self.enabled = True

@@ -2,7 +2,7 @@
 
 Runs inside the DataLoader workers (tokenisation there, dynamic padding to the longest text of the batch).
 
-Instruction-swap sampling (docs/method.md, marginal sampling), for triplet i with instruction I_i, query Q_i, passage
+Instruction-swap sampling (docs/method.md, "Swap sampling"), for triplet i with instruction I_i, query Q_i, passage
 p_i:
     candidates  C_i = { distinct instruction texts u of the batch : u ≠ I_i }  (no duplicate of I_i)
                 mask_false_swaps (rows with labels, see data.schema): minus every u that p_i satisfies, since

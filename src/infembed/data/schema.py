@@ -1,4 +1,4 @@
-"""InF-IR row schema (method.md §2): validation, error messages, skip counting, row → triplet expansion.
+"""InF-IR row schema (docs/method.md, "Data format"): validation, error messages, skip counting, row → triplet expansion.
 
 A row has seven text columns. It expands into three triplets (instruction, query, passage) that stay adjacent:
     (I+, Q+, P+), (I-, Q+, hard_negative_document_1), (I+, Q-, hard_negative_document_2)
@@ -158,7 +158,7 @@ def expand_decoys(row: dict) -> list[list[str]]:
 
 
 def expand_row(row: dict[str, str]) -> list[tuple[str, str, str]]:
-    """The row's three (instruction, query, passage) triplets, in the fixed order of method.md §2."""
+    """The row's three (instruction, query, passage) triplets, in the fixed order of docs/method.md, "Data format"."""
     return [
         (row["instruction_positive"], row["query_positive"], row["document_positive"]),
         (row["instruction_negative"], row["query_positive"], row["hard_negative_document_1"]),

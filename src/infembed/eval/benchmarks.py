@@ -502,11 +502,14 @@ def load_hub_benchmark(
     )
 
 
+FORMATS = ("auto", "beir", "followir")  # auto: FollowIR when qrels/og.tsv exists
+
+
 def load_benchmark(
     path: str, split: str = "test", fmt: str = "auto", name: str | None = None
 ) -> RetrievalBenchmark | FollowIRBenchmark:
     """A local folder (``fmt``: ``auto`` detects FollowIR by ``qrels/og.tsv``) or a hub dataset ``org/name``."""
-    if fmt not in ("auto", "beir", "followir"):
+    if fmt not in FORMATS:
         raise ValueError(f"benchmark format {fmt!r}: expected 'auto', 'beir' or 'followir'")
     if is_hub_id(path):
         return load_hub_benchmark(path, split, fmt, name)

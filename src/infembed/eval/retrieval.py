@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+BACKENDS = ("torch", "faiss")  # exact chunked matmul | faiss IndexFlatIP (pip install faiss-cpu)
+
 
 def cache_path(cache_dir: str | os.PathLike, fingerprint: str, corpus_key: str, max_length: int) -> Path:
     key = hashlib.blake2b(f"{fingerprint}|{corpus_key}|{max_length}".encode(), digest_size=16).hexdigest()
@@ -125,7 +127,7 @@ def retrieve(
     backend: str = "torch",
 ) -> dict[str, dict[str, float]]:
     """Full-corpus retrieval: ``{qid: {docid: score}}`` with each query's exact top k."""
-    if backend not in ("torch", "faiss"):
+    if backend not in BACKENDS:
         raise ValueError(f"retrieval backend {backend!r}: expected 'torch' or 'faiss'")
     search = exact_top_k if backend == "torch" else faiss_top_k
     scores, idx = search(query_emb, doc_emb, k)  # (Q, k), (Q, k)

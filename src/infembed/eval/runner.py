@@ -26,6 +26,7 @@ from infembed.eval.sensitivity import instruction_hits, read_heldout
 from infembed.results import NO_INSTRUCTION
 
 SYNTHETIC = "synthetic"  # the benchmark name of the synthetic held-out topics in results
+SYNTHETIC_METRICS = ("ndcg@10", "mrr@10", "p-mrr", "instruction_sensitivity")
 
 
 @dataclass
@@ -199,7 +200,7 @@ def evaluate_synthetic(encoder, data_dir: str | os.PathLike, batch_size: int = 6
     Nothing is cached."""
     data_dir = Path(data_dir)
     bench = load_followir_folder(data_dir / "followir")
-    result = evaluate_benchmark(encoder, bench, ["ndcg@10", "mrr@10"], batch_size=batch_size)
+    result = evaluate_benchmark(encoder, bench, SYNTHETIC_METRICS[:2], batch_size=batch_size)
     hits = instruction_hits(encoder, read_heldout(data_dir / "heldout.jsonl"), batch_size)
     result.add("instruction_sensitivity", {str(row): hit for row, hit in enumerate(hits)})
     return result

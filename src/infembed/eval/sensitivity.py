@@ -1,4 +1,4 @@
-"""Instruction-sensitivity check on InF-IR held-out rows (method.md §8).
+"""Instruction-sensitivity check on InF-IR held-out rows (docs/method.md, "Metrics").
 
 For each row with positive (I+, Q+, P+), poisoned instruction I- and poisoned query Q-:
 

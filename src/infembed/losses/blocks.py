@@ -1,4 +1,4 @@
-"""The three conditionals of method.md §4 as score blocks.
+"""The three conditionals (docs/method.md, "The three conditionals") as score blocks.
 
 Every block describes, for each local row i, the *negative* candidates of its softmax (the positive
 s_ii = s(z_i, p_i) = ⟨z_i, p_i⟩/τ is shared by all three and kept apart, so a combiner can count it once):

@@ -1,4 +1,4 @@
-"""The two ways of joining conditionals (method.md §5).
+"""The two ways of joining conditionals (docs/method.md, "The eleven losses").
 
 With positive score s_ii and, per block b, L_b,i = log Σ_{negatives j of b} e^{s_ij}:
 

@@ -28,7 +28,7 @@ class LossOutput:
 
 
 class InfEmbedLoss(nn.Module):
-    """One InF-Embed objective (method.md §4–§5): a combiner over a set of conditional blocks.
+    """One InF-Embed objective (docs/method.md, "The three conditionals" and "The eleven losses"): a combiner over a set of conditional blocks.
 
     Args:
         name: registry name, e.g. ``"multi_p_i"`` (for repr and errors).

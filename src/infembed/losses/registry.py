@@ -1,4 +1,4 @@
-"""The eleven InF-Embed losses (method.md §5): one table, from which each loss gets its class and docstring.
+"""The eleven InF-Embed losses (docs/method.md, "The eleven losses"): one table, from which each loss gets its class and docstring.
 
 Each name resolves to a subclass of :class:`InfEmbedLoss` (``LOSS_CLASSES[name]``, also what :func:`build_loss`
 returns) whose docstring carries the row formula, the paper reference and the inputs; ``python -m infembed.losses``
@@ -28,7 +28,7 @@ class LossSpec:
     formula: str
 
 
-# name → spec; order = method.md §5
+# name → spec; order = docs/method.md, "The eleven losses"
 LOSS_REGISTRY: dict[str, LossSpec] = {
     "uni_p": LossSpec(combiners.uni, ("p",), "ℓ_P,i = −log e^{s_ii} / Σ_j e^{s(z_i,p_j)}"),
     "uni_iq": LossSpec(combiners.uni, ("iq",), "ℓ_IQ,i = −log e^{s_ii} / Σ_j e^{s(p_i,z_j)}"),

@@ -11,7 +11,7 @@ same backbone unless ``separate_passage_tower`` is set. Pooling:
 
 Embeddings are L2-normalised, so a dot product is the cosine similarity used everywhere in the project.
 
-Fusion of the pair (``fusion``): ``concat`` (the default, above) | ``attention`` (method.md §7,
+Fusion of the pair (``fusion``): ``concat`` (the default, above) | ``attention`` (docs/method.md, "Attention fusion",
 :mod:`infembed.models.fusion`): the query (the pair template with an empty instruction) and the raw instruction are
 encoded separately and fused by parameter-free attention of the instruction tokens over the query tokens; the pair
 template's instruction slot and ``pooling`` then do not apply to pairs (passages are pooled as usual). An empty
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
-from infembed.errors import ConfigError, check_choice
+from infembed.errors import ConfigError, check_choice, check_int, check_number
 from infembed.models.fusion import attention_fusion, swap_fusion
 from infembed.text import FUSIONS, TOWERS, TextSpec
 
@@ -303,12 +303,9 @@ def _check_lora(lora: dict | None) -> dict | None:
     if set(lora) != set(LORA_KEYS):
         raise ConfigError(f"model.lora={lora}: expected null or the keys {list(LORA_KEYS)}")
     r, alpha, dropout, targets = (lora[k] for k in LORA_KEYS)
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ConfigError(f"model.lora.r={r!r}: expected an integer >= 1")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ConfigError(f"model.lora.alpha={alpha!r}: expected a number > 0")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ConfigError(f"model.lora.dropout={dropout!r}: expected a number in [0, 1)")
+    check_int(r, "model.lora.r", minimum=1)
+    check_number(alpha, "model.lora.alpha", 0, bounds="(]")
+    check_number(dropout, "model.lora.dropout", 0, 1, bounds="[)")
     if isinstance(targets, str) or not targets or not all(isinstance(t, str) for t in targets):
         raise ConfigError(f"model.lora.target_modules={targets!r}: expected a non-empty list of module names")
     return {"r": r, "alpha": alpha, "dropout": dropout, "target_modules": list(targets)}

@@ -1,4 +1,4 @@
-"""Instruction-query attention fusion (method.md §7): the pair embedding from separately encoded I and Q.
+"""Instruction-query attention fusion (docs/method.md, "Attention fusion"): the pair embedding from separately encoded I and Q.
 
 The instruction I and the query Q go through the pair backbone separately (token states H_I (Li, D), H_Q (Lq, D),
 after the last layer); then, parameter-free,

@@ -6,6 +6,12 @@ then
     linear:   (total − step) / (total − warmup), down to 0
     cosine:   ½ (1 + cos(π · (step − warmup) / (total − warmup))), down to 0
     constant: 1
+
+Why not ``transformers.get_scheduler``: after the warmup its ``linear``, ``cosine`` and ``constant_with_warmup``
+factors are exactly these (tests/test_schedules_library.py compares them step by step), but its warmup is
+``step / warmup``, which trains the first optimiser step at learning rate 0; ours, ``(step + 1) / warmup``, makes
+every step count, and every result measured in experiments/ was trained with it. The cosine factor is also held at
+0 past ``total`` (the library's rises again), which matters for a resumed run with a larger ``trainer.max_steps``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from infembed.errors import ConfigError, check_choice
+from infembed.errors import check_choice, check_number
 
 SCHEDULES = ("linear", "cosine", "constant")
 
@@ -41,8 +47,7 @@ def warmup_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int, name: str = "linear", warmup_ratio: float = 0.1
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step LambdaLR: linear warmup over ``warmup_ratio · total_steps`` steps, then ``name``."""
-    if not 0.0 <= warmup_ratio < 1.0:
-        raise ConfigError(f"scheduler.warmup_ratio={warmup_ratio}: expected a number in [0, 1)")
+    check_number(warmup_ratio, "scheduler.warmup_ratio", 0, 1, bounds="[)")
     warmup = int(warmup_ratio * total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(name, warmup, total_steps))
 

@@ -7,7 +7,7 @@ collator's order (triplets 3r, 3r+1, 3r+2 of row r are (I+, Q+), (I-, Q+), (I+, 
 - ``mrr`` and ``recall@1``: pairs → passages in the batch; query z_i ranks the N passages by ⟨z_i, p_j⟩ and its own
   p_i is its only relevant one;
 - ``instruction_sensitivity``: per row r, hit iff ⟨z_3r, p_3r⟩ > ⟨z_3r+1, p_3r⟩ and ⟨z_3r, p_3r⟩ > ⟨z_3r+2, p_3r⟩
-  (the held-out check of method.md §8, on the validation rows).
+  (the held-out check of docs/method.md, "Metrics", on the validation rows).
 """
 
 from __future__ import annotations
