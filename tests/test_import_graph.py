@@ -1,7 +1,7 @@
 """Imports run one way (architecture.md): no cycle inside the package, and the layers only look down.
 
-run.py → pipeline → {preflight, callbacks, models → {encoder, losses → kernels}};  data, eval, report stand
-apart (eval reads InF-IR rows through data.schema, the one row validator); results (the schema pipeline and
+run.py → pipeline → {preflight, callbacks, models → {encoder, losses → kernels}, build → {eval, data.schema,
+data.sources}};  data, eval, report stand apart (eval reads InF-IR rows through data.schema, the one row validator); results (the schema pipeline and
 report share), config, errors, text, hub_ids are leaves everyone may use.
 """
 
@@ -27,6 +27,7 @@ FORBIDDEN = {
         "infembed.eval",
         "infembed.pipeline",
         "infembed.report",
+        "infembed.build",
     ),
     "infembed.eval": (
         "infembed.pipeline",
@@ -34,14 +35,26 @@ FORBIDDEN = {
         "infembed.callbacks",
         "infembed.data.datamodule",
         "infembed.data.collator",
+        "infembed.build",
     ),
-    "infembed.report": ("infembed.pipeline", "infembed.models", "infembed.data"),
+    "infembed.report": ("infembed.pipeline", "infembed.models", "infembed.data", "infembed.build"),
+    "infembed.build": (
+        "infembed.pipeline",
+        "infembed.models",
+        "infembed.losses",
+        "infembed.kernels",
+        "infembed.report",
+        "infembed.callbacks",
+        "infembed.data.datamodule",
+        "infembed.data.collator",
+    ),
     "infembed.callbacks": (
         "infembed.pipeline",
         "infembed.models",
         "infembed.losses",
         "infembed.eval",
         "infembed.report",
+        "infembed.build",
     ),
     "infembed.preflight": (
         "infembed.pipeline",
@@ -51,6 +64,7 @@ FORBIDDEN = {
         "infembed.eval",
         "infembed.report",
         "infembed.callbacks",
+        "infembed.build",
     ),
     "infembed.results": (
         "infembed.pipeline",
@@ -62,6 +76,7 @@ FORBIDDEN = {
         "infembed.report",
         "infembed.callbacks",
         "infembed.preflight",
+        "infembed.build",
     ),
     "infembed.config": ("infembed.",),
     "infembed.errors": ("infembed.",),
@@ -72,6 +87,7 @@ FORBIDDEN = {
 # the one exception: preflight reads the valid values of the enumerated keys from the modules that own them
 # (constants, imported when a config is checked; nothing is built)
 CHOICE_OWNERS = {
+    "infembed.build.mining",
     "infembed.data.schema",
     "infembed.data.synthetic",
     "infembed.eval.benchmarks",

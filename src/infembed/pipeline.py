@@ -11,6 +11,9 @@ Train::
     trainer = instantiate(trainer)(logger, callbacks)   before any data is generated or evaluated
     prepare data → evaluate "before" → fit → evaluate "after" → write_results → the optimised metric
 
+Build data (``task=build_data``): the generator of ``generator``, the encoder of ``ckpt_path`` or the preset, then
+``infembed.build.builder.build_data`` writes the rows and summary.json (no metrics).
+
 Evaluate: the encoder of ``ckpt_path`` (text overrides from the command line applied) or of the model preset,
 evaluated on ``benchmark`` and written by the same writer under ``after``.
 """
@@ -57,7 +60,8 @@ def run_task(cfg: DictConfig) -> float | None:
     check_hub_access(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    payload = train_task(cfg, output_dir) if cfg.task == "train" else evaluate_task(cfg, output_dir)
+    tasks = {"train": train_task, "evaluate": evaluate_task, "build_data": build_task}
+    payload = tasks[cfg.task](cfg, output_dir)
     return optimized_value(cfg, payload)
 
 
@@ -136,6 +140,17 @@ def evaluate_task(cfg: DictConfig, output_dir: Path) -> dict | None:
         raise ConfigError("task=evaluate needs a benchmark: e.g. benchmark.path=DIR benchmark.split=test")
     encoder = load_encoder(cfg)
     return report(cfg, output_dir, {"after": evaluate(cfg, encoder, None, output_dir)}, encoder, None)
+
+
+def build_task(cfg: DictConfig, output_dir: Path) -> None:
+    """Rows from a BEIR-style folder (or re-mined rows): mining encoder = ``ckpt_path`` or the model preset."""
+    from infembed.build.builder import build_data
+
+    generator = instantiate(cfg.generator)
+    encoder = load_encoder(cfg).to("cuda" if torch.cuda.is_available() else "cpu")
+    prompts, build = (OmegaConf.to_container(node, resolve=True) for node in (cfg.prompts, cfg.build))
+    build_data(encoder, generator, prompts, output_dir, **build)
+    return None
 
 
 def has_benchmark(cfg: DictConfig) -> bool:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from infembed.errors import ConfigError, UserError, check_bool, check_choice, check_int, check_number
 from infembed.hub_ids import is_hub_id
 
-TASKS = ("train", "evaluate")
+TASKS = ("train", "evaluate", "build_data")
 KERNELS = ("auto", "naive", "chunked", "triton")
 Check = typing.Callable[[object, str], None]  # (value, key) -> None, raises ConfigError
 
@@ -41,6 +41,7 @@ def _int_or_auto(value, key: str) -> None:
 def choices() -> dict[str, tuple]:
     """The valid values of every enumerated key, each from the module that owns it (imported when a config is
     checked: constants only, nothing is built)."""
+    from infembed.build.mining import NEGATIVES
     from infembed.data.schema import ON_BAD_ROW
     from infembed.data.synthetic import DIFFICULTIES, GENERATORS
     from infembed.eval.benchmarks import FORMATS
@@ -68,6 +69,7 @@ def choices() -> dict[str, tuple]:
         "benchmark.mode": MODES,
         "benchmark.use_instruction": (True, False, "both"),
         "benchmark.retrieval_backend": BACKENDS,
+        "build.mining.negatives": NEGATIVES,
     }
 
 
@@ -124,6 +126,17 @@ CHECKS: dict[str, Check] = {
     "benchmark.top_k": _int(1),
     "benchmark.batch_size": _int(1),
     "grad_cache.chunk_size": _int(1),
+    "build.positives_per_query": _int(1),
+    "build.max_rows": _int(1),
+    "build.max_attempts": _int(1),
+    "build.judge": check_bool,
+    "build.mining.negatives": _choice,
+    "build.mining.top_k": _int(1),
+    "build.mining.candidates_shown": _int(1),
+    "build.mining.margin": _number(0, bounds="(]"),
+    "generator.concurrency": _int(1),
+    "generator.max_retries": _int(0),
+    "generator.timeout_s": _number(0, bounds="(]"),
 }
 TRAIN_ONLY = (
     "trainer.",
@@ -135,6 +148,7 @@ TRAIN_ONLY = (
     "logger.",
     "evaluation.before",
 )
+BUILD_ONLY = ("build.", "generator.")
 # Lightning strategies that start their ranks by re-running the command line (sys.argv) in child processes
 ARGV_RELAUNCH = (
     "ddp",
@@ -158,7 +172,9 @@ def validate(cfg: DictConfig) -> None:
     _check_required(cfg)
     check_choice(cfg.task, TASKS, "task")
     for key, check in CHECKS.items():
-        if cfg.task != "train" and key.startswith(TRAIN_ONLY):
+        if (cfg.task != "train" and key.startswith(TRAIN_ONLY)) or (
+            cfg.task != "build_data" and key.startswith(BUILD_ONLY)
+        ):
             continue
         value = _select(cfg, key)
         if value is not None:
