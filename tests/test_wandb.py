@@ -72,7 +72,8 @@ def two_runs(tmp_path_factory):
         "WANDB_DATA_DIR": str(cwd / "wandb_data"),
     }  # offline artifact copies stay in the test folder
     outputs = []
-    for extra in ([], ["ckpt_path=last", "trainer.max_steps=9", "evaluation.before=false"]):
+    resume = ["ckpt_path=last", "trainer.max_steps=9", "resume.allow_changes=[trainer.max_steps]"]
+    for extra in ([], [*resume, "evaluation.before=false"]):
         result = subprocess.run(
             [sys.executable, str(ROOT / "run.py"), "debug=smoke", f"hydra.run.dir={cwd}/job", *extra],
             cwd=cwd,

@@ -210,10 +210,11 @@ def export_sentence_transformers(
 def training_details(ckpt: str | os.PathLike) -> dict[str, str]:
     """Loss (recorded in the checkpoint) and data (from the Hydra run's ``.hydra/config.yaml`` beside
     ``checkpoints/``, when present) for the model card."""
-    import torch
     import yaml
 
-    record = torch.load(ckpt, map_location="cpu", weights_only=False).get("infembed", {})
+    from infembed.checkpoint_files import KEY, read_checkpoint
+
+    record = read_checkpoint(ckpt, mmap=True)[KEY]
     details = {"loss": str(record.get("loss", {}).get("name", "unknown"))}
     config = Path(ckpt).resolve().parent.parent / ".hydra" / "config.yaml"
     if config.is_file():
@@ -263,4 +264,9 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from infembed.errors import UserError
+
+    try:
+        main()
+    except UserError as err:  # a damaged checkpoint, a bad option: one line, exit 1
+        raise SystemExit(f"{type(err).__name__}: {err}") from None

@@ -4,6 +4,8 @@ Train::
 
     validate(cfg)                                   config mistakes fail here, before anything is loaded
     check_hub_access(cfg)                           an unreachable hub model or dataset fails here too
+    resume  = resume_from(cfg)                      ckpt_path=last → newest readable checkpoint; changed settings
+                                                    refused (callbacks/resume.py)
     encoder = instantiate(model)                    owns the text spec (templates, lengths, tokenizer)
     loss    = instantiate(loss)                     knows its kernel and whether it needs swap negatives
     data    = instantiate(data)(text=encoder.text, needs_swaps=loss.needs_swaps, fusion=encoder.fusion)
@@ -35,6 +37,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from infembed.callbacks.resume import RunRecord, resume_segments, training_settings
+from infembed.checkpoint_files import newest_loadable, read_checkpoint
 from infembed.errors import ConfigError, UserError
 from infembed.preflight import check_hub_access, validate
 from infembed.results import lookup, results_table, write_results
@@ -66,6 +70,7 @@ def run_task(cfg: DictConfig) -> float | None:
 
 
 def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
+    ckpt_path, record = resume_from(cfg)
     encoder = instantiate(cfg.model)
     loss = instantiate(cfg.loss)
     datamodule = instantiate(cfg.data, _partial_=True)(
@@ -73,7 +78,7 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
     )
     module = instantiate(cfg.module, _partial_=True)(encoder=encoder, loss=loss)
     logger = build_logger(cfg, output_dir)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [record]
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     try:
         datamodule.prepare_data()  # generates the synthetic data (train and held-out evaluation sets)
@@ -81,14 +86,51 @@ def train_task(cfg: DictConfig, output_dir: Path) -> dict | None:
         if cfg.evaluation.before:
             stages["before"] = evaluate(cfg, encoder, datamodule.heldout_dir)
         if logger:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            logger.log_hyperparams(logged_config(cfg, record.segments))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         stages["after"] = evaluate(cfg, encoder, datamodule.heldout_dir)
-        payload = report(cfg, output_dir, stages, encoder, logger)
+        payload = report(cfg, output_dir, stages, encoder, logger, record.segments)
         log_artifacts(logger, output_dir, trainer.checkpoint_callback)
         return payload
     finally:
         finish_wandb()
+
+
+def logged_config(cfg: DictConfig, segments: list[dict]) -> dict:
+    """The resolved config with the run's segments under ``resume.segments`` (what each segment trained with)."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["resume"] = {**(config.get("resume") or {}), "segments": segments}
+    return config
+
+
+def resume_from(cfg: DictConfig) -> tuple[str | None, RunRecord]:
+    """The checkpoint ``trainer.fit`` resumes from and the run's record (settings and segments).
+
+    ``ckpt_path=last`` is the newest checkpoint of the run's checkpoint directory that reads (a damaged newer one is
+    skipped with a warning saying why; none: a fresh start, what a first SLURM attempt sees). The checkpoint's
+    settings are compared with this run's (:func:`infembed.callbacks.resume.resume_segments`).
+    """
+    settings = training_settings(OmegaConf.to_container(cfg, resolve=True))
+    path = cfg.ckpt_path
+    if path == "last" and cfg.get("callbacks") and cfg.callbacks.get("checkpoint"):
+        found, skipped = newest_loadable(cfg.callbacks.checkpoint.dirpath)
+        for reason in skipped:
+            log.warning("ckpt_path=last: skipped %s", reason)
+        if found is None:
+            log.info(
+                "ckpt_path=last: no readable checkpoint in %s, starting from step 0",
+                cfg.callbacks.checkpoint.dirpath,
+            )
+            return None, RunRecord(settings, [{"start_step": 0, "changes": {}}])
+        path = str(found)
+        log.info("ckpt_path=last: resuming from %s", path)
+    if path is None or path in ("last", "hpc"):
+        return path, RunRecord(settings, [{"start_step": 0, "changes": {}}])
+    checkpoint = read_checkpoint(path, mmap=True)
+    segments = resume_segments(
+        checkpoint, settings, list(OmegaConf.select(cfg, "resume.allow_changes", default=None) or []), path
+    )
+    return path, RunRecord(settings, segments)
 
 
 def build_logger(cfg: DictConfig, output_dir: Path):
@@ -207,13 +249,15 @@ def evaluate(cfg: DictConfig, encoder, heldout_dir: Path | None, runs_dir: Path 
     return rows
 
 
-def report(cfg: DictConfig, output_dir: Path, stages: dict, encoder, logger) -> dict | None:
+def report(
+    cfg: DictConfig, output_dir: Path, stages: dict, encoder, logger, segments: list | None = None
+) -> dict | None:
     """Print the table, write metrics.json + per_query.json, copy the numbers into the logger (rank 0)."""
     if rank_zero_only.rank != 0:
         return None
     num_parameters = sum(p.numel() for p in encoder.parameters())
     config = OmegaConf.to_container(cfg, resolve=True)
-    payload = write_results(output_dir, cfg.task, stages, num_parameters, config)
+    payload = write_results(output_dir, cfg.task, stages, num_parameters, config, segments)
     print(results_table(payload))
     log.info("results written to %s", output_dir / "metrics.json")
     if logger:

@@ -5,7 +5,8 @@
     {"task": "train" | "evaluate",
      "before": {BENCHMARK: {METRIC: value}},     # training with evaluation.before=true only
      "after":  {BENCHMARK: {METRIC: value}},
-     "num_parameters": int, "config": {...}}    # the resolved config of the run
+     "num_parameters": int, "config": {...},    # the resolved config of the run (of its last segment)
+     "segments": [{"start_step": int, "changes": {KEY: [old, new]}}]}   # training: one per start or resume
 
 ``per_query.json`` beside it: ``{STAGE: {BENCHMARK: {METRIC: {query_id: value}}}}`` for every metric that is a
 mean over queries (per held-out row for ``instruction_sensitivity``), for paired tests between runs.
@@ -41,20 +42,28 @@ def write_json(path: str | os.PathLike, payload: dict) -> None:
     tmp.replace(path)
 
 
-def metrics_payload(task: str, stages: Stages, num_parameters: int, config: dict) -> dict:
+def metrics_payload(
+    task: str, stages: Stages, num_parameters: int, config: dict, segments: list | None = None
+) -> dict:
     """The ``metrics.json`` document (see the module docstring)."""
     payload: dict = {"task": task}
     for stage, rows in stages.items():
         payload[stage] = {bench: dict(result.metrics) for bench, result in rows.items()}
-    return payload | {"num_parameters": num_parameters, "config": config}
+    payload |= {"num_parameters": num_parameters, "config": config}
+    return payload | ({"segments": segments} if segments is not None else {})
 
 
 def write_results(
-    output_dir: str | os.PathLike, task: str, stages: Stages, num_parameters: int, config: dict
+    output_dir: str | os.PathLike,
+    task: str,
+    stages: Stages,
+    num_parameters: int,
+    config: dict,
+    segments: list | None = None,
 ) -> dict:
     """Write ``metrics.json``, ``per_query.json`` (and ``clusters.json``) into ``output_dir``; returns the metrics
     document."""
-    payload = metrics_payload(task, stages, num_parameters, config)
+    payload = metrics_payload(task, stages, num_parameters, config, segments)
     per_query = {stage: {bench: r.per_query for bench, r in rows.items()} for stage, rows in stages.items()}
     write_json(Path(output_dir) / "per_query.json", per_query)
     clusters = {bench: r.clusters for rows in stages.values() for bench, r in rows.items() if r.clusters}

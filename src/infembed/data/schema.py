@@ -53,11 +53,32 @@ class DataError(UserError):
     """
 
     def __init__(
-        self, file: str, location: str, field: str, expected: str, got: str = "", reason: str = "file"
+        self,
+        file: str,
+        location: str | None = None,
+        field: str = "",
+        expected: str = "",
+        got: str = "",
+        reason: str = "file",
     ):
         self.file, self.location, self.field, self.reason = str(file), location, field, reason
+        if location is None:  # torch re-raising a DataLoader worker's DataError (see worker_message)
+            super().__init__(worker_message(str(file)))
+            return
         got_part = f", got {got}" if got else ""
         super().__init__(f"{file}: {location}: field {field!r}: expected {expected}{got_part}")
+
+
+def worker_message(wrapped: str) -> str:
+    """The one-line message of a DataError raised in a DataLoader worker.
+
+    torch re-raises a worker's exception in the main process as ``DataError(text)``, ``text`` being
+    ``"Caught DataError in DataLoader worker process N.\nOriginal Traceback ...\n<module>.DataError: MESSAGE"``;
+    the message is what follows the class name on the traceback's last line.
+    """
+    marker = f"{DataError.__name__}: "
+    last = [line for line in wrapped.splitlines() if line.strip()][-1:] or [wrapped]
+    return last[0].split(marker, 1)[1] if marker in last[0] else wrapped
 
 
 def check_on_bad_row(on_bad_row: str) -> str:

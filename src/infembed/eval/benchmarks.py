@@ -21,25 +21,29 @@ which then resamples whole clusters. Local folders and hub datasets go through t
 checks. Each of these stops the load with one ``BenchmarkDataError`` naming the file and line (hub: dataset, config
 and row) and what was expected, before anything is encoded or written:
 
-- a missing file or folder, malformed JSON, a row that is not an object, a missing or non-string field;
+- a missing file or folder, bytes that are not UTF-8, malformed JSON, a row that is not an object, a missing or
+  non-string field (a UTF-8 byte-order mark and CRLF line ends are read as plain UTF-8);
 - a duplicate id in the corpus, the queries or the candidates, a duplicate (query, document) qrels row, a score that
-  is not a number;
+  is not a finite number (NaN or inf would silently change the metrics);
 - an empty corpus, no queries, no qrels rows;
 - a qrels row naming a query that is not in the queries (the metrics would silently average over fewer queries);
 - FollowIR: original and changed qrels that judge different queries, or no document whose relevance the changed
   instruction removes (p-MRR is undefined).
 
-Two mismatches are recoverable and give one ``BenchmarkWarning`` naming the first offending file:line and the count:
+Three mismatches are recoverable and give one ``BenchmarkWarning`` naming the first offending file:line and the
+count (the third: the ids):
 
 - a qrels row naming a document that is not in the corpus (common in public BEIR data): it can never be retrieved,
   but it stays in the qrels, so recall and the nDCG ideal still count it, as trec_eval does;
-- a candidates row naming an unknown query or document: dropped from the pools.
+- a candidates row naming an unknown query or document: dropped from the pools;
+- a judged query whose text is empty: it is scored on its instruction alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -136,22 +140,35 @@ def _require_file(path: Path, what: str) -> Path:
     return path
 
 
+def text_lines(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """``(line_number, line)`` of a UTF-8 text file, line ends (LF or CRLF) and a leading byte-order mark removed;
+    bytes that are not UTF-8 are an error naming the file, line and column."""
+    with open(_require_file(path, what), "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise BenchmarkDataError(
+                    f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+                ) from None
+            yield lineno, line.rstrip("\r\n")
+
+
 def iter_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, row)``; blank lines skipped; each required field must be present."""
-    with open(_require_file(path, "file"), encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BenchmarkDataError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise BenchmarkDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            for key in required:
-                if key not in row:
-                    raise BenchmarkDataError(f"{path}:{lineno}: missing field {key!r}")
-            yield lineno, row
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise BenchmarkDataError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise BenchmarkDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        for key in required:
+            if key not in row:
+                raise BenchmarkDataError(f"{path}:{lineno}: missing field {key!r}")
+        yield lineno, row
 
 
 def jsonl_records(path: Path) -> Iterator[tuple[Location, dict]]:
@@ -216,18 +233,17 @@ def queries_table(
 
 def tsv_qrels_records(path: Path) -> Iterator[tuple[Location, dict]]:
     """``("path:line", {"query-id", "corpus-id", "score"})`` of a qrels TSV; a header line is skipped."""
-    with open(_require_file(path, "qrels file"), encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n\r").split("\t")
-            if len(parts) != 3:
-                raise BenchmarkDataError(
-                    f"{path}:{lineno}: expected 3 tab-separated columns query-id, corpus-id, score; got {len(parts)}"
-                )
-            if lineno == 1 and parts[0] == "query-id":
-                continue
-            yield f"{path}:{lineno}", dict(zip(("query-id", "corpus-id", "score"), parts))
+    for lineno, line in text_lines(path, "qrels file"):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise BenchmarkDataError(
+                f"{path}:{lineno}: expected 3 tab-separated columns query-id, corpus-id, score; got {len(parts)}"
+            )
+        if lineno == 1 and parts[0] == "query-id":
+            continue
+        yield f"{path}:{lineno}", dict(zip(("query-id", "corpus-id", "score"), parts))
 
 
 def _score(where: Location, raw) -> float:
@@ -235,6 +251,8 @@ def _score(where: Location, raw) -> float:
         value = float(raw)
     except (TypeError, ValueError):
         raise BenchmarkDataError(f"{where}: score {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BenchmarkDataError(f"{where}: score {raw!r} is not a finite number")
     return int(value) if value.is_integer() else value
 
 
@@ -295,6 +313,15 @@ def _check_qrels(qrels: Table, queries: Table, corpus: Table) -> None:
     _warn(
         missing, "such rows stay in the qrels (recall and the nDCG ideal count them) but are never retrieved"
     )
+    empty = [qid for qid in qrels.rows if not queries.rows[qid]["text"].strip()]
+    if empty:
+        shown = ", ".join(map(repr, empty[:10])) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        warnings.warn(
+            f"{queries.first(empty[0])}: {len(empty)} judged queries have empty text (ids {shown}); they are "
+            "scored on their instruction alone",
+            BenchmarkWarning,
+            stacklevel=3,
+        )
 
 
 def _pools(

@@ -181,7 +181,12 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from infembed.errors import UserError
+
+    try:
+        main()
+    except UserError as err:  # a damaged checkpoint: one line, exit 1
+        raise SystemExit(f"{type(err).__name__}: {err}") from None
 
 
 __all__ = ["MTEBEncoder", "model_meta"]

@@ -4,6 +4,7 @@ A training checkpoint (Lightning's ``.ckpt``) holds, under ``checkpoint["infembe
 options (pooling, text spec, preset name) and the files of its backbone's config and tokenizer as bytes; the weights
 are the ``encoder.*`` entries of the state dict. Loading never touches the folder or hub id it was trained from.
 
+Checkpoints are read through :func:`infembed.checkpoint_files.read_checkpoint` (a damaged file is one line).
 A checkpoint written before ``model.truncation`` existed has no such option: it loads with ``truncation="end"``,
 the rule it was trained and scored with, so its recorded numbers reproduce; ``model.truncation=query`` at evaluation
 (``text_changes``) opts into the new rule.
@@ -20,10 +21,9 @@ from pathlib import Path
 
 import torch
 
-from infembed.errors import CheckpointError
+from infembed.checkpoint_files import KEY, read_checkpoint
 from infembed.models.encoder import BiEncoder
 
-KEY = "infembed"
 LEGACY_TRUNCATION = "end"  # the only rule before model.truncation existed
 
 log = logging.getLogger(__name__)
@@ -77,20 +77,10 @@ def load_encoder(path: str | os.PathLike, **text_changes) -> BiEncoder:
 
     ``text_changes`` replace text-spec fields at evaluation time (e.g. ``max_passage_length=256``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"ckpt_path={path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 (a truncated or foreign file: say which, not where torch failed)
-        raise CheckpointError(
-            f"ckpt_path={path}: not a readable checkpoint ({type(err).__name__}: {err})"
-        ) from None
-    if KEY not in checkpoint:
-        raise CheckpointError(f"ckpt_path={path}: not written by infembed (no {KEY!r} entry)")
+    checkpoint = read_checkpoint(path)
     prefix = "encoder."
     state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     return encoder_from_record(checkpoint[KEY]["encoder"], state, **text_changes)
 
 
-__all__ = ["encoder_from_record", "encoder_record", "load_encoder"]
+__all__ = ["KEY", "encoder_from_record", "encoder_record", "load_encoder"]
