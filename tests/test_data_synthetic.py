@@ -149,7 +149,10 @@ VERSION_1_DIGEST = "807c1b155e0aef1dc828409c4ce2a0550881f5003a869a5b49cbcb82b3a4
 
 
 def without_labels(line: str) -> str:
-    return json.dumps({k: v for k, v in json.loads(line).items() if k != "labels"}, ensure_ascii=False) + "\n"
+    dropped = ("labels", "cluster")
+    return (
+        json.dumps({k: v for k, v in json.loads(line).items() if k not in dropped}, ensure_ascii=False) + "\n"
+    )
 
 
 def test_easy_reproduces_the_version_1_generator(tmp_path):
@@ -160,7 +163,11 @@ def test_easy_reproduces_the_version_1_generator(tmp_path):
     )
     digest = hashlib.sha256()
     for name, data in files(tmp_path / "easy").items():
-        if name in ("train.jsonl", "heldout.jsonl"):  # version 3 adds the labels column, nothing else
+        if name in (
+            "train.jsonl",
+            "heldout.jsonl",
+            "followir/queries.jsonl",
+        ):  # version 3 adds labels and clusters
             data = "".join(without_labels(line) for line in data.decode().splitlines()).encode()
         if name != "manifest.json":
             digest.update(name.encode() + data)
@@ -282,3 +289,16 @@ def test_hard_heldout_wordings_never_occur_in_training(hard, tmp_path):
         tmp_path / "easy", train_rows=300, eval_queries=20, seed=0, difficulty="easy", generator="v1"
     )
     assert (tmp_path / "easy" / "train.jsonl").read_bytes() == (hard / "train.jsonl").read_bytes()
+
+
+def test_heldout_queries_name_their_attribute_cluster(tmp_path):
+    """The held-out FollowIR queries carry `cluster` (the hard set: its stable+changing attribute pair), which the
+    evaluation reads and the report resamples as a unit."""
+    from infembed.eval.benchmarks import load_benchmark
+
+    paths = synthetic.generate(tmp_path / "hard", train_rows=5, eval_queries=60, seed=0, difficulty="hard")
+    bench = load_benchmark(paths["followir"], "test")
+    assert set(bench.clusters) == set(bench.queries)
+    pairs = {tuple(c.split("+")) for c in bench.clusters.values()}
+    assert all(len(p) == 2 and p[0] != p[1] and set(p) <= set(synthetic.ATTRIBUTE_NAMES) for p in pairs)
+    assert 6 <= len(pairs) <= 12  # 4 attributes: at most 12 ordered pairs, most of them drawn in 60 queries

@@ -59,7 +59,7 @@ from infembed.data import synthetic_text as text
 from infembed.data.schema import PASSAGE_COLUMNS
 from infembed.errors import check_choice
 
-VERSION = 3  # 2: the difficulty parameter; 3: the generator parameter (v1 = version 2 + labels) and labels
+VERSION = 4  # 2: the difficulty parameter; 3: the generator parameter (v1 = version 2 + labels) and labels; 4: query clusters
 DIFFICULTIES = ("easy", "hard")
 HELDOUT_TOPIC_FRACTION = 0.25
 
@@ -504,6 +504,7 @@ def make_followir_query(
         "text": world.query(rng, topic, aspect),
         "instruction_og": pair[value],
         "instruction_changed": pair[1 - value],
+        "cluster": attribute,  # queries about one attribute move together: the report resamples them as a unit
         "pool": pool,
         "og": {d: og.get(d, 0) for d in pool},
         "changed": {d: changed.get(d, 0) for d in pool},
@@ -686,6 +687,7 @@ def make_hard_followir_query(
         "text": world.query(rng, topic, aspect),
         "instruction_og": og_text,
         "instruction_changed": changed_text,
+        "cluster": "+".join(attributes),  # the attribute pair (stable+changing): 12 clusters for the report
         "pool": pool,
         "og": {d: og.get(d, 0) for d in pool},
         "changed": {d: changed.get(d, 0) for d in pool},
@@ -764,6 +766,7 @@ def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
                 "text": q["text"],
                 "instruction_og": q["instruction_og"],
                 "instruction_changed": q["instruction_changed"],
+                "cluster": q["cluster"],
             }
             for q in queries
         ],
