@@ -83,9 +83,10 @@ def test_bad_settings_are_rejected(tokenizer):
         TripletCollator(SPEC, num_swap_negatives=-1)
 
 
-def test_auto_k_is_half_the_local_rows_minus_one_capped_at_six():
-    assert [resolve_num_swap_negatives("auto", r) for r in (1, 2, 4, 12, 14, 16, 17)] == [1, 1, 1, 5, 6, 6, 6]
-    assert resolve_num_swap_negatives(None, 32) == 6 and resolve_num_swap_negatives(9, 32) == 9
+def test_auto_k_is_the_papers_half_of_the_triplets_own_instruction_included_capped_at_six():
+    # triplets per device -> K = min(B // 2, 6) instructions, the own one + K - 1 swaps; at least one swap
+    assert [resolve_num_swap_negatives("auto", b) for b in (3, 6, 9, 10, 12, 24, 96)] == [1, 2, 3, 4, 5, 5, 5]
+    assert resolve_num_swap_negatives(None, 96) == 5 and resolve_num_swap_negatives(9, 96) == 9
 
 
 def swap_texts(tokenizer, batch) -> list[list[str]]:

@@ -36,7 +36,11 @@ def test_setup_generates_data_and_derives_sizes(tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     assert (tmp_path / "synthetic" / "manifest.json").exists()
-    assert (dm.rows_per_device, dm.triplets_per_device, dm.num_swap_negatives) == (2, 6, 1)
+    assert (dm.rows_per_device, dm.triplets_per_device, dm.num_swap_negatives) == (
+        2,
+        6,
+        2,
+    )  # auto: min(6 // 2, 6) - 1
     described = dm.describe()
     assert (
         described["rows_global"] == 8 and described["triplets_global"] == 24 and described["train_rows"] == 40

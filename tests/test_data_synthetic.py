@@ -1,4 +1,5 @@
-"""Synthetic generator: deterministic bytes, InF-IR schema, designed hard negatives, FollowIR-form set."""
+"""Synthetic generator v1 (the earlier 30-word world, data.synthetic.generator=v1): deterministic bytes, InF-IR schema,
+designed hard negatives, FollowIR-form set. v2 and the labels: test_data_synthetic_v2.py."""
 
 import json
 from pathlib import Path
@@ -17,14 +18,14 @@ def files(out: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module", params=synthetic.DIFFICULTIES)
 def generated(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("syn") / "data"
-    synthetic.generate(out, train_rows=300, eval_queries=20, seed=0, difficulty=request.param)
+    synthetic.generate(out, train_rows=300, eval_queries=20, seed=0, difficulty=request.param, generator="v1")
     return out
 
 
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory):
     out = tmp_path_factory.mktemp("hard") / "data"
-    synthetic.generate(out, train_rows=300, eval_queries=20, seed=0, difficulty="hard")
+    synthetic.generate(out, train_rows=300, eval_queries=20, seed=0, difficulty="hard", generator="v1")
     return out
 
 
@@ -34,8 +35,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_same_seed_same_bytes_other_seed_differs(generated, tmp_path):
     difficulty = json.loads((generated / "manifest.json").read_text())["difficulty"]
-    synthetic.generate(tmp_path / "again", train_rows=300, eval_queries=20, seed=0, difficulty=difficulty)
-    synthetic.generate(tmp_path / "other", train_rows=300, eval_queries=20, seed=1, difficulty=difficulty)
+    synthetic.generate(
+        tmp_path / "again", train_rows=300, eval_queries=20, seed=0, difficulty=difficulty, generator="v1"
+    )
+    synthetic.generate(
+        tmp_path / "other", train_rows=300, eval_queries=20, seed=1, difficulty=difficulty, generator="v1"
+    )
     assert files(generated) == files(tmp_path / "again")
     other = files(tmp_path / "other")
     assert other.keys() == files(generated).keys() and other["train.jsonl"] != files(generated)["train.jsonl"]
@@ -44,7 +49,8 @@ def test_same_seed_same_bytes_other_seed_differs(generated, tmp_path):
 def test_rows_follow_the_schema_and_the_design(generated):
     assert LocalSource(str(generated / "train.jsonl")).scan().rows == 300
     for row in read_jsonl(generated / "train.jsonl"):
-        assert set(row) == set(COLUMNS) and len(set(row.values())) == 7
+        texts = {c: row[c] for c in COLUMNS}
+        assert set(row) == {*COLUMNS, "labels"} and len(set(texts.values())) == 7
         assert 15 <= len(row["document_positive"].split()) <= 45
         pos, hn1 = row["document_positive"], row["hard_negative_document_1"]
         # hard negative 1 is P+ with one attribute flipped: the rest of the words stay
@@ -100,7 +106,7 @@ def test_ensure_regenerates_only_when_parameters_change(tmp_path):
     assert synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0)
     assert len((out / "train.jsonl").read_text().splitlines()) == 21
     assert not synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0, difficulty="hard")  # the default
-    assert synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0, difficulty="easy")
+    assert synthetic.ensure(out, train_rows=21, eval_queries=3, seed=0, difficulty="easy", generator="v1")
     assert json.loads((out / "manifest.json").read_text())["difficulty"] == "easy"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".data.lock", "data"]  # no temp dirs left behind
 
@@ -142,19 +148,34 @@ def test_concurrent_ensure_generates_once(tmp_path):
 VERSION_1_DIGEST = "807c1b155e0aef1dc828409c4ce2a0550881f5003a869a5b49cbcb82b3a43987"
 
 
+def without_labels(line: str) -> str:
+    dropped = ("labels", "cluster")
+    return (
+        json.dumps({k: v for k, v in json.loads(line).items() if k not in dropped}, ensure_ascii=False) + "\n"
+    )
+
+
 def test_easy_reproduces_the_version_1_generator(tmp_path):
     import hashlib
 
-    synthetic.generate(tmp_path / "easy", train_rows=300, eval_queries=20, seed=0, difficulty="easy")
+    synthetic.generate(
+        tmp_path / "easy", train_rows=300, eval_queries=20, seed=0, difficulty="easy", generator="v1"
+    )
     digest = hashlib.sha256()
     for name, data in files(tmp_path / "easy").items():
+        if name in (
+            "train.jsonl",
+            "heldout.jsonl",
+            "followir/queries.jsonl",
+        ):  # version 3 adds labels and clusters
+            data = "".join(without_labels(line) for line in data.decode().splitlines()).encode()
         if name != "manifest.json":
             digest.update(name.encode() + data)
     assert digest.hexdigest() == VERSION_1_DIGEST
 
 
 def test_unknown_difficulty_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"synthetic.difficulty='medium': expected one of easy, hard"):
+    with pytest.raises(ValueError, match=r"data.synthetic.difficulty='medium': expected one of easy, hard"):
         synthetic.ensure(tmp_path / "data", train_rows=5, eval_queries=2, difficulty="medium")
 
 
@@ -264,5 +285,20 @@ def test_hard_heldout_wordings_never_occur_in_training(hard, tmp_path):
     instruction_words = {w.strip(".,").lower() for i in heldout for w in i.split() if len(w) > 4}
     assert not instruction_words & passage_words, instruction_words & passage_words
     # and the training rows are the easy ones, byte for byte
-    synthetic.generate(tmp_path / "easy", train_rows=300, eval_queries=20, seed=0, difficulty="easy")
+    synthetic.generate(
+        tmp_path / "easy", train_rows=300, eval_queries=20, seed=0, difficulty="easy", generator="v1"
+    )
     assert (tmp_path / "easy" / "train.jsonl").read_bytes() == (hard / "train.jsonl").read_bytes()
+
+
+def test_heldout_queries_name_their_attribute_cluster(tmp_path):
+    """The held-out FollowIR queries carry `cluster` (the hard set: its stable+changing attribute pair), which the
+    evaluation reads and the report resamples as a unit."""
+    from infembed.eval.benchmarks import load_benchmark
+
+    paths = synthetic.generate(tmp_path / "hard", train_rows=5, eval_queries=60, seed=0, difficulty="hard")
+    bench = load_benchmark(paths["followir"], "test")
+    assert set(bench.clusters) == set(bench.queries)
+    pairs = {tuple(c.split("+")) for c in bench.clusters.values()}
+    assert all(len(p) == 2 and p[0] != p[1] and set(p) <= set(synthetic.ATTRIBUTE_NAMES) for p in pairs)
+    assert 6 <= len(pairs) <= 12  # 4 attributes: at most 12 ordered pairs, most of them drawn in 60 queries

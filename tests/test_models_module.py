@@ -121,13 +121,14 @@ def test_no_weight_decay_on_biases_and_norms():
 def test_auto_swap_negatives_are_capped_and_explicit_k_is_not():
     from infembed.data.collator import resolve_num_swap_negatives
 
-    assert [resolve_num_swap_negatives("auto", rows) for rows in (1, 4, 8, 14, 128, 4096)] == [
+    # per-device triplets (3 per row): 1, 4, 8, 14, 128, 4096 rows
+    assert [resolve_num_swap_negatives("auto", 3 * rows) for rows in (1, 4, 8, 14, 128, 4096)] == [
         1,
-        1,
-        3,
-        6,
-        6,
-        6,
+        5,
+        5,
+        5,
+        5,
+        5,
     ]
-    assert resolve_num_swap_negatives(None, 128) == 6
-    assert resolve_num_swap_negatives(63, 128) == 63
+    assert resolve_num_swap_negatives(None, 384) == 5
+    assert resolve_num_swap_negatives(63, 384) == 63

@@ -43,7 +43,7 @@ def choices() -> dict[str, tuple]:
     checked: constants only, nothing is built)."""
     from infembed.build.mining import NEGATIVES
     from infembed.data.schema import ON_BAD_ROW
-    from infembed.data.synthetic import DIFFICULTIES
+    from infembed.data.synthetic import DIFFICULTIES, GENERATORS
     from infembed.eval.benchmarks import FORMATS
     from infembed.eval.retrieval import BACKENDS
     from infembed.eval.runner import MODES
@@ -59,6 +59,7 @@ def choices() -> dict[str, tuple]:
         "trainer.precision": _precisions(),
         "data.on_bad_row": ON_BAD_ROW,
         "data.synthetic.difficulty": DIFFICULTIES,
+        "data.synthetic.generator": GENERATORS,
         "loss.name": LOSS_NAMES,
         "model.pooling": POOLINGS,
         "model.fusion": FUSIONS,
@@ -97,6 +98,9 @@ CHECKS: dict[str, Check] = {
     "data.val_fraction": _number(0, 1, "[)"),
     "data.on_bad_row": _choice,
     "data.synthetic.difficulty": _choice,
+    "data.synthetic.generator": _choice,
+    "data.mask_false_swaps": check_bool,
+    "data.false_swap_rate": _number(0, 1),
     "callbacks.nonfinite.skip_steps": _int(0),
     "callbacks.checkpoint.save_last": check_bool,
     "loss.name": _choice,
@@ -184,12 +188,21 @@ def validate(cfg: DictConfig) -> None:
         _check_multirun_ddp(cfg)
         _check_grad_cache_strategy(cfg)
         _check_grad_cache_fusion(cfg)
+        _check_false_swaps(cfg)
     _check_optimized_metric(cfg)
     ckpt = cfg.get("ckpt_path")
     if ckpt and ckpt not in ("last", "hpc") and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such checkpoint file")
     if _select(cfg, "evaluation.wise_ft") is not None:
         _check_wise_ft(cfg)
+
+
+def _check_false_swaps(cfg: DictConfig) -> None:
+    """Decoy swaps (data.false_swap_rate) are texts outside the batch: only the concat fusion encodes them."""
+    rate = _select(cfg, "data.false_swap_rate")
+    fusion = _select(cfg, "model.fusion") or "concat"
+    if rate and fusion != "concat":
+        raise ConfigError(f"data.false_swap_rate={rate} needs model.fusion=concat, got model.fusion={fusion}")
 
 
 def _check_required(cfg: DictConfig) -> None:

@@ -2,10 +2,15 @@
 
 Runs inside the DataLoader workers (tokenisation there, dynamic padding to the longest text of the batch).
 
-Instruction-swap sampling (docs/method.md, "Swap sampling"), for triplet i with instruction I_i and query Q_i:
+Instruction-swap sampling (docs/method.md, "Swap sampling"), for triplet i with instruction I_i, query Q_i, passage
+p_i:
     candidates  C_i = { distinct instruction texts u of the batch : u ≠ I_i }  (no duplicate of I_i)
-    designed    the row's I- for its (I+, Q+) triplet, always in S_i when it differs from I+
+                mask_false_swaps (rows with labels, see data.schema): minus every u that p_i satisfies, since
+                (Q_i, u, p_i) is then a valid triplet, not a negative
+    designed    the row's I- for its (I+, Q+) triplet, always in S_i when it differs from I+ (and is in C_i)
     S_i         designed ∪ uniform sample without replacement from the rest of C_i, |S_i| = min(K, |C_i|)
+    false_swap_rate r > 0 (a dose of known false negatives, for experiments): each slot of S_i is, with
+                probability r, replaced by one of p_i's decoys (labels["decoys"]: instructions p_i satisfies)
 Vectorised: one (N, U) score matrix (uniform noise, designed = 2, invalid = -inf) and one top-k, drawn from a
 generator seeded by (seed, stream position of the batch's first row): the collator keeps no state, so a resumed run
 draws exactly what the uninterrupted run drew for the same batch.
@@ -27,7 +32,7 @@ import dataclasses
 import torch
 
 from infembed.data.dataset import POSITION, derive_seed
-from infembed.data.schema import SOURCE, TRIPLETS_PER_ROW, expand_row
+from infembed.data.schema import SOURCE, TRIPLETS_PER_ROW, expand_decoys, expand_labels, expand_row, satisfies
 from infembed.text import FUSIONS, TextSpec
 
 AUTO = "auto"
@@ -65,36 +70,49 @@ class TripletBatch:
         return self.passages["input_ids"].shape[0]
 
 
-def resolve_num_swap_negatives(value: int | str | None, rows_per_device: int) -> int:
-    """K: an int ≥ 0 as given, or None/"auto" → clamp(rows_per_device // 2 - 1, 1, 6).
+PAPER_INSTRUCTIONS_PER_TRIPLET = 6  # the paper's K: the own instruction plus 5 swaps (12 triplets per device)
 
-    Half the local batch minus one (counted in rows) as in the paper, capped at the paper's K = 6: the swap texts
-    of a step are at most N·K, so they grow linearly with the batch instead of as N² (at 128 rows per device the
-    uncapped rule gives K = 63). An explicit K is never capped.
+
+def resolve_num_swap_negatives(value: int | str | None, triplets_per_device: int) -> int:
+    """Sampled swap negatives per triplet: an int ≥ 0 as given, or None/"auto" →
+    clamp(min(B // 2, 6) − 1, 1, 5), B = triplets per device.
+
+    The paper's rule: K = B / 2 instructions per triplet with B counted in triplets, the own instruction plus
+    K − 1 sampled ones, capped at its K = 6 (so at most 5 swaps): at 12 triplets (4 rows) 5 swaps, at 24 (the
+    default 8 rows) 5, at 6 (2 rows) 2. The swap texts of a step are then at most 5·N. An explicit value is
+    never capped.
     """
     if value is None or value == AUTO:
-        cap = 6  # the paper's K (12 triplets per device)
-        return max(1, min(cap, rows_per_device // 2 - 1))
+        paper_k = min(triplets_per_device // 2, PAPER_INSTRUCTIONS_PER_TRIPLET)
+        return max(1, paper_k - 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"num_swap_negatives={value!r}: expected an int >= 0, None or {AUTO!r}")
     return value
 
 
 def sample_swaps(
-    instruction_ids: torch.Tensor, designed: torch.Tensor, num_unique: int, k: int, generator: torch.Generator
+    instruction_ids: torch.Tensor,
+    designed: torch.Tensor,
+    num_unique: int,
+    k: int,
+    generator: torch.Generator,
+    excluded: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample K distinct instruction ids per triplet, never its own, the designed one first.
+    """Sample K distinct instruction ids per triplet, never its own nor an excluded one, the designed one first.
 
-    instruction_ids: (N,) id of each triplet's instruction text; designed: (N,) designed negative id or -1.
+    instruction_ids: (N,) id of each triplet's instruction text; designed: (N,) designed negative id or -1;
+    excluded: (N, U) bool, True = never a candidate of that triplet (a false negative), or None.
     Returns (chosen ids (N, K) int64, valid mask (N, K) bool); invalid slots hold id 0.
     """
     n = instruction_ids.shape[0]
     scores = torch.rand((n, num_unique), generator=generator)  # (N, U)
     columns = torch.arange(num_unique)  # (U,)
-    scores[columns[None, :] == instruction_ids[:, None]] = float("-inf")  # own instruction text
     has_designed = designed >= 0  # (N,)
     rows = torch.nonzero(has_designed).squeeze(1)
     scores[rows, designed[rows]] = 2.0  # above any uniform score, so top-k always keeps it
+    scores[columns[None, :] == instruction_ids[:, None]] = float("-inf")  # own instruction text
+    if excluded is not None:
+        scores[excluded] = float("-inf")
     values, chosen = scores.topk(min(k, num_unique), dim=1)  # (N, min(K, U))
     valid = values > float("-inf")
     pad = k - chosen.shape[1]
@@ -103,25 +121,69 @@ def sample_swaps(
     return torch.where(valid, chosen, 0), valid
 
 
+def check_false_swap_rate(rate: float, fusion: str) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ValueError(f"data.false_swap_rate={rate!r}: expected a number in [0, 1]")
+    if rate > 0 and fusion != "concat":
+        raise ValueError(
+            f"data.false_swap_rate={rate} needs model.fusion=concat: decoy instructions are not in the batch, so "
+            "the attention fusion has no token states for them"
+        )
+
+
+def satisfied_matrix(rows: list[dict], instructions: list[str], unique: list[str]) -> torch.Tensor:
+    """(N, U) bool: triplet i's passage satisfies the constraints of distinct instruction u (data.schema labels;
+    an instruction's constraints are those of the first triplet holding it). False where labels are missing."""
+    triplet_labels = [labels for row in rows for labels in (expand_labels(row) or [None] * TRIPLETS_PER_ROW)]
+    constraints: dict[str, dict] = {}
+    for text, labels in zip(instructions, triplet_labels):
+        if labels is not None:
+            constraints.setdefault(text, labels[0])
+    return torch.tensor(
+        [
+            [
+                labels is not None and text in constraints and satisfies(labels[2], constraints[text])
+                for text in unique
+            ]
+            for labels in triplet_labels
+        ],
+        dtype=torch.bool,
+    ).reshape(len(triplet_labels), len(unique))  # (N, U)
+
+
 class TripletCollator:
     """Turns a list of InF-IR rows into a :class:`TripletBatch` (see module docstring for the swap sampling).
 
     `text`: the encoder's :class:`~infembed.text.TextSpec` (templates, lengths, tokenizer; it pickles cheaply into
-    workers and loads its tokenizer there). `num_swap_negatives`: K, an int >= 0 or "auto" (resolved per batch
-    from its number of rows). `fusion`: the encoder's, "concat" or "attention" (what the pairs become, see the
-    module docstring). Stateless: the swap sampling is seeded per batch (see the module docstring).
+    workers and loads its tokenizer there; None for a collator that only samples, see :meth:`sample`).
+    `num_swap_negatives`: K, an int >= 0 or "auto" (resolved per batch from its number of triplets). `fusion`:
+    the encoder's, "concat" or "attention" (what the pairs become, see the module docstring).
+    `mask_false_swaps`: drop swap candidates the triplet's passage satisfies (rows with labels only);
+    `false_swap_rate`: share of swap slots replaced by decoys (concat only). Stateless: the swap sampling is
+    seeded per batch (see the module docstring).
     """
 
     def __init__(
-        self, text: TextSpec, num_swap_negatives: int | str = 0, seed: int = 0, fusion: str = "concat"
+        self,
+        text: TextSpec | None,
+        num_swap_negatives: int | str = 0,
+        seed: int = 0,
+        fusion: str = "concat",
+        mask_false_swaps: bool = True,
+        false_swap_rate: float = 0.0,
     ):
-        resolve_num_swap_negatives(num_swap_negatives, rows_per_device=2)  # validates early
+        resolve_num_swap_negatives(
+            num_swap_negatives, triplets_per_device=TRIPLETS_PER_ROW
+        )  # validates early
         if fusion not in FUSIONS:
             raise ValueError(f"fusion={fusion!r}: expected one of {list(FUSIONS)}")
+        check_false_swap_rate(false_swap_rate, fusion)
         self.text = text
         self.num_swap_negatives = num_swap_negatives
         self.seed = seed
         self.fusion = fusion
+        self.mask_false_swaps = mask_false_swaps
+        self.false_swap_rate = false_swap_rate
 
     def generator(self, rows: list[dict]) -> torch.Generator:
         """Seeded from (seed, the first row's stream position (pass, shard, index)): unique per batch of a stream;
@@ -137,27 +199,28 @@ class TripletCollator:
             self.text.tokenize(passage_texts, "passage"),
             [row.get(SOURCE, "<row built by hand>") for row in rows],
         )
-        k = resolve_num_swap_negatives(self.num_swap_negatives, len(rows))
+        k = resolve_num_swap_negatives(self.num_swap_negatives, len(triplets))
         if self.fusion == "attention":
             batch.queries = self.text.tokenize_pairs(queries, [""] * len(queries))
             batch.instructions = self.text.tokenize(instructions, "pair")
             if k > 0:
                 batch.swap_index, batch.swap_mask = self.instruction_swaps(
-                    instructions, k, self.generator(rows)
+                    instructions, k, self.generator(rows), rows
                 )
             return batch
         batch.pairs = self.text.tokenize_pairs(queries, instructions)
         if k > 0:
             batch.swap_pairs, batch.swap_index, batch.swap_mask = self.swaps(
-                instructions, queries, k, self.generator(rows)
+                instructions, queries, k, self.generator(rows), rows
             )
         return batch
 
-    @staticmethod
     def sample(
-        instructions: list[str], k: int, generator: torch.Generator
+        self, instructions: list[str], k: int, generator: torch.Generator, rows: list[dict] = ()
     ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-        """(distinct instruction texts in first-seen order, chosen ids (N, K), mask (N, K)): module docstring."""
+        """(swap instruction texts: the batch's distinct ones in first-seen order, then any decoys; chosen ids
+        (N, K) into them; mask (N, K)), as the module docstring says. `rows` (the batch's rows) give the labels;
+        without them nothing is masked or injected."""
         unique = list(dict.fromkeys(instructions))  # distinct instruction texts, first-seen order
         ids = {text: u for u, text in enumerate(unique)}
         instruction_ids = torch.tensor([ids[text] for text in instructions])  # (N,)
@@ -165,15 +228,36 @@ class TripletCollator:
         first = torch.arange(0, len(instructions), TRIPLETS_PER_ROW)  # the (I+, Q+) triplet of each row
         designed[first] = instruction_ids[first + 1]  # its row's I-
         designed[designed == instruction_ids] = -1  # I- equal to I+ is no negative
-        chosen, mask = sample_swaps(instruction_ids, designed, len(unique), k, generator)  # (N, K), (N, K)
+        excluded = satisfied_matrix(rows, instructions, unique) if self.mask_false_swaps and rows else None
+        chosen, mask = sample_swaps(
+            instruction_ids, designed, len(unique), k, generator, excluded
+        )  # (N, K) x2
+        if self.false_swap_rate > 0 and rows:
+            unique, chosen = self.inject_decoys(rows, unique, chosen, mask, generator)
         return unique, chosen, mask
 
+    def inject_decoys(
+        self, rows: list[dict], unique: list[str], chosen: torch.Tensor, mask: torch.Tensor, generator
+    ) -> tuple[list[str], torch.Tensor]:
+        """Replace each valid slot with probability false_swap_rate by the next of its passage's decoys (cycling);
+        a triplet without decoys keeps its slots. Returns (unique + the decoy texts used, chosen (N, K))."""
+        hits = (torch.rand(chosen.shape, generator=generator) < self.false_swap_rate) & mask  # (N, K)
+        decoys = [d for row in rows for d in expand_decoys(row)]  # per triplet
+        ids, chosen = {text: u for u, text in enumerate(unique)}, chosen.clone()
+        for i in hits.any(1).nonzero()[:, 0].tolist():
+            if not decoys[i]:
+                continue
+            for n, slot in enumerate(hits[i].nonzero()[:, 0].tolist()):
+                text = decoys[i][n % len(decoys[i])]
+                chosen[i, slot] = ids.setdefault(text, len(ids))
+        return list(ids), chosen
+
     def instruction_swaps(
-        self, instructions: list[str], k: int, generator: torch.Generator
+        self, instructions: list[str], k: int, generator: torch.Generator, rows: list[dict] = ()
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention fusion: swap_index (N, K) into the batch's instructions (the first triplet holding each sampled
         text), swap_mask (N, K); the same draws as :meth:`swaps`."""
-        unique, chosen, mask = self.sample(instructions, k, generator)
+        unique, chosen, mask = self.sample(instructions, k, generator, rows)
         first = {}
         for j, text in enumerate(instructions):
             first.setdefault(text, j)
@@ -186,9 +270,10 @@ class TripletCollator:
         queries: list[str],
         k: int,
         generator: torch.Generator,
+        rows: list[dict] = (),
     ) -> tuple[Tokens, torch.Tensor, torch.Tensor]:
         """Concat fusion: swap_pairs, swap_index (N, K), swap_mask (N, K) for this batch (see module docstring)."""
-        unique, chosen, mask = self.sample(instructions, k, generator)
+        unique, chosen, mask = self.sample(instructions, k, generator, rows)
         pairs = list(zip(queries, instructions))
         pair_index = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # first occurrence wins
         new_pairs: list[tuple[str, str]] = []

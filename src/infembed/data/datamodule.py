@@ -24,6 +24,7 @@ from infembed.data.collator import TripletCollator, resolve_num_swap_negatives
 from infembed.data.dataset import InfIRStream
 from infembed.data.schema import TRIPLETS_PER_ROW, DataError, check_on_bad_row
 from infembed.data.sources import LocalSource, build_source
+from infembed.data.synthetic import params as synthetic_params
 from infembed.errors import ConfigError
 from infembed.text import TextSpec
 
@@ -49,7 +50,10 @@ class InfIRDataModule(LightningDataModule):
     apart; swaps need no text), see data.collator.
     train_source / val_source: hub dataset id, .jsonl/.parquet path, directory or glob. Without val_source, a
     val_fraction of the train source (by content hash) is held out for validation (0 disables validation).
-    synthetic: {"train_rows", "eval_queries", "seed"} generates the synthetic dataset into train_source's
+    num_swap_negatives: swaps per triplet, an int or "auto" (the paper's rule, collator.resolve_num_swap_negatives).
+    mask_false_swaps / false_swap_rate: see data.collator (rows with labels: no swap the passage satisfies; a
+    dose of decoy swaps).
+    synthetic: {"train_rows", "eval_queries", "seed", "difficulty", "generator"} generates the synthetic dataset into train_source's
     directory first when it is missing or was generated with other parameters; its held-out topics are then
     :attr:`heldout_dir`.
     stream_retries / stream_backoff_s: a hub stream's transient errors are retried this many times in a row,
@@ -68,6 +72,8 @@ class InfIRDataModule(LightningDataModule):
         val_fraction: float = 0.02,
         global_batch_size: int = 32,
         num_swap_negatives: int | str | None = "auto",
+        mask_false_swaps: bool = True,
+        false_swap_rate: float = 0.0,
         num_workers: int = 0,
         shuffle_buffer: int = 1000,
         seed: int = 0,
@@ -94,8 +100,11 @@ class InfIRDataModule(LightningDataModule):
         self.fusion = fusion
         self.global_batch_size = global_batch_size
         self.swap_setting = num_swap_negatives if needs_swaps else 0
+        self.mask_false_swaps, self.false_swap_rate = mask_false_swaps, false_swap_rate
         self.num_workers, self.shuffle_buffer, self.seed = num_workers, shuffle_buffer, seed
         self.on_bad_row, self.synthetic = check_on_bad_row(on_bad_row), dict(synthetic) if synthetic else None
+        if self.synthetic is not None:
+            synthetic_params(**self.synthetic)  # an unknown generator or difficulty stops here, not mid-run
         self.retries = {"retries": stream_retries, "backoff_s": stream_backoff_s}
         self.sizes: dict[str, Any] = {}
         self.scan: dict[str, Any] = {}
@@ -149,7 +158,7 @@ class InfIRDataModule(LightningDataModule):
             "triplets_global": TRIPLETS_PER_ROW * self.global_batch_size,
             "world_size": world_size,
             "accumulate_grad_batches": accumulate,
-            "num_swap_negatives": resolve_num_swap_negatives(self.swap_setting, rows),
+            "num_swap_negatives": resolve_num_swap_negatives(self.swap_setting, TRIPLETS_PER_ROW * rows),
         }
 
     @property
@@ -162,7 +171,7 @@ class InfIRDataModule(LightningDataModule):
 
     @property
     def num_swap_negatives(self) -> int:
-        """K resolved: an explicit int, or for None/"auto" clamp(rows_per_device // 2 - 1, 1, 6)."""
+        """Swaps per triplet: an explicit int, or for None/"auto" clamp(min(triplets_per_device // 2, 6) − 1, 1, 5)."""
         return self._size("num_swap_negatives")
 
     def _size(self, key: str) -> int:
@@ -217,12 +226,31 @@ class InfIRDataModule(LightningDataModule):
         log.info("data: %s", self.describe())
         n, k = self.sizes["triplets_per_device"], self.sizes["num_swap_negatives"]
         if self.fusion == "attention":
-            swaps = f" (K={k} swaps fused from these states, no encoder pass)" if k else " (no swaps)"
+            swaps = (
+                f" ({self._swap_rule(k)}, fused from these states, no encoder pass)" if k else " (no swaps)"
+            )
             pairs = f"{n} queries + {n} instructions"
         else:
-            swaps = f" + at most {n * k} unique swap pairs (K={k})" if k else " (no swap pairs)"
+            swaps = (
+                f" + at most {n * k} unique swap pairs ({self._swap_rule(k)})" if k else " (no swap pairs)"
+            )
             pairs = f"{n} pairs"
         log.info("batch sizes: encoder passes per device and step: %s + %d passages%s", pairs, n, swaps)
+
+    def _swap_rule(self, k: int) -> str:
+        """How K came about, for the log line: the paper's rule under auto, else the explicit value."""
+        if self.swap_setting in (None, "auto"):
+            n = self.sizes["triplets_per_device"]
+            rule = (
+                f"auto: the paper's K = min({n} triplets // 2, 6) = {k + 1} instructions, the own one + {k}"
+            )
+        else:
+            rule = "data.num_swap_negatives"
+        masked = (
+            ", swaps the passage satisfies masked where rows have labels" if self.mask_false_swaps else ""
+        )
+        dosed = f", {self.false_swap_rate:g} of swap slots false by design" if self.false_swap_rate else ""
+        return f"{k} swap negatives per triplet ({rule}){masked}{dosed}"
 
     def _prescan(self, train: Any, val: Any) -> None:
         """Validate local files fully before training (first bad row raises; skip mode counts)."""
@@ -300,7 +328,14 @@ class InfIRDataModule(LightningDataModule):
 
     # -- loaders --------------------------------------------------------------------------------------------
     def collator(self) -> TripletCollator:
-        return TripletCollator(self.text, self.num_swap_negatives, self.seed, self.fusion)
+        return TripletCollator(
+            self.text,
+            self.num_swap_negatives,
+            self.seed,
+            self.fusion,
+            self.mask_false_swaps,
+            self.false_swap_rate,
+        )
 
     def _loader(self, dataset: InfIRStream, collator: TripletCollator, drop_last: bool) -> DataLoader:
         return DataLoader(

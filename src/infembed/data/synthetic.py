@@ -1,5 +1,14 @@
 """Deterministic synthetic instruction-following data (the embedded default dataset).
 
+Two generator versions (`generator`, recorded in manifest.json) render the same design in different worlds:
+    v2  (default) 100 topics × 8 aspects, 107-153-word passages showing each attribute in several sentences
+        (infembed.data.synthetic_text); every instruction names the query's topic in a context sentence, so
+        another row's instruction rarely describes a passage (0.5 % of swap slots at 8 rows, K = 3)
+    v1  the world described below (30-word passages; instructions name no topic: 41.5 % false swap slots)
+Every row carries a `labels` column (data.schema): the constraints of its queries and instructions, the
+attributes of its passages, and for training rows each passage's decoys (instructions it satisfies, for
+data.false_swap_rate). Below, the v1 world; v2 differs only where said above.
+
 World: topics × aspects × passage attributes. A passage is about one topic and one aspect and shows one value
 of each of four binary attributes in its wording:
     audience  children ("Wow, super fun fact!")           | experts ("Technical note:")
@@ -27,11 +36,11 @@ Difficulty (`difficulty`, recorded in manifest.json):
           templates never used in training. FollowIR: og asks x[A] = a and x[B] = b, changed asks x[A] = a
           and x[B] = ¬b (a negated B loses its "not", a plain one takes the parallel phrase); the pool (28)
           adds partial matches judged non-relevant: only A or neither satisfied, both on another aspect.
-          Held out, untrained MiniLM -> default run (x100): nDCG@10 47.7 -> 65.2, p-MRR 2.9 -> 25.0
+          Held out (v1), untrained MiniLM -> default run (x100): nDCG@10 47.7 -> 65.2, p-MRR 2.9 -> 25.0
           (easy: 70.0 -> 96.6, 9.5 -> 56.0).
 
     python -m infembed.data.synthetic --out DIR [--train-rows 4000] [--eval-queries 150] [--seed 0]
-        [--difficulty hard]
+        [--difficulty hard] [--generator v2]
 """
 
 from __future__ import annotations
@@ -42,10 +51,15 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-VERSION = 2  # 2: the difficulty parameter (easy writes the same files as version 1)
+from infembed.data import synthetic_text as text
+from infembed.data.schema import PASSAGE_COLUMNS
+from infembed.errors import check_choice
+
+VERSION = 4  # 2: the difficulty parameter; 3: the generator parameter (v1 = version 2 + labels) and labels; 4: query clusters
 DIFFICULTIES = ("easy", "hard")
 HELDOUT_TOPIC_FRACTION = 0.25
 
@@ -316,27 +330,128 @@ def _instructions(rng: random.Random, attribute: str) -> tuple[str, str]:
     return rng.choice(ATTRIBUTES[attribute][2])
 
 
-def make_row(rng: random.Random, topic: str) -> dict[str, str]:
-    """One InF-IR row: P+, its attribute flip (hard negative 1) and its aspect change (hard negative 2)."""
-    aspect, other_aspect = rng.sample(sorted(ASPECTS), 2)
-    attribute = rng.choice(ATTRIBUTE_NAMES)
-    values, choices = _values(rng), _choices(rng)
-    flipped = dict(values, **{attribute: 1 - values[attribute]})
-    pair = _instructions(rng, attribute)
+@dataclass(frozen=True)
+class World:
+    """What a generator version renders: topics, aspects, passages, queries and instruction wordings.
+
+    instructions(rng, topic, attribute) -> (value-0 text, value-1 text) of a training instruction;
+    context(rng, topic) -> the sentence a held-out instruction starts with ("" in v1);
+    names_topic: whether an instruction constrains the topic (its labels then hold "topic").
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    aspects: tuple[str, ...]
+    choices: Callable[[random.Random], dict]
+    passage: Callable[[dict, str, str, dict[str, int]], str]
+    query: Callable[[random.Random, str, str], str]
+    instructions: Callable[[random.Random, str, str], tuple[str, str]]
+    context: Callable[[random.Random, str], str]
+    names_topic: bool
+
+
+WORLDS = {
+    "v1": World(
+        "v1",
+        TOPICS,
+        tuple(sorted(ASPECTS)),
+        _choices,
+        _passage,
+        _query,
+        lambda rng, topic, attribute: _instructions(rng, attribute),
+        lambda rng, topic: "",
+        names_topic=False,
+    ),
+    "v2": World(
+        "v2",
+        text.TOPICS,
+        tuple(sorted(text.ASPECTS)),
+        text.choices,
+        text.passage,
+        text.query,
+        text.instructions,
+        text.heldout_context,
+        names_topic=True,
+    ),
+}
+GENERATORS = tuple(WORLDS)
+
+
+def _constraint_labels(world: World, topic: str, constraints: dict[str, int]) -> dict:
+    """An instruction's labels: the attribute values it asks for, and its topic when it names one."""
+    return {"topic": topic, **constraints} if world.names_topic else dict(constraints)
+
+
+def _decoys(world: World, topic: str, values: dict[str, int], skip: str) -> list[str]:
+    """Training instructions (one per attribute but `skip`) that a passage with `values` satisfies; fixed per
+    (topic, attribute, value) so they draw nothing from the row's generator."""
+    return [
+        world.instructions(random.Random(f"decoy {topic} {name} {values[name]}"), topic, name)[values[name]]
+        for name in ATTRIBUTE_NAMES
+        if name != skip
+    ]
+
+
+def row_labels(
+    world: World,
+    topic: str,
+    aspects: tuple[str, str],
+    constraints: tuple[dict[str, int], dict[str, int]],
+    passages: tuple[dict[str, int], dict[str, int], dict[str, int]],
+) -> dict:
+    """The `labels` column: constraints of both queries and instructions, attributes of the three passages.
+
+    aspects: (Q+'s, Q-'s); constraints: (I+'s, I-'s); passages: values of (P+, hard negative 1, hard negative 2),
+    about (topic, aspects[0]), (topic, aspects[0]), (topic, aspects[1]).
+    """
+    document_aspects = (aspects[0], aspects[0], aspects[1])
     return {
-        "query_positive": _query(rng, topic, aspect),
-        "query_negative": _query(rng, topic, other_aspect),
-        "instruction_positive": pair[values[attribute]],
-        "instruction_negative": pair[1 - values[attribute]],
-        "document_positive": _passage(choices, topic, aspect, values),
-        "hard_negative_document_1": _passage(choices, topic, aspect, flipped),
-        "hard_negative_document_2": _passage(choices, topic, other_aspect, values),
+        "query_positive": {"topic": topic, "aspect": aspects[0]},
+        "query_negative": {"topic": topic, "aspect": aspects[1]},
+        "instruction_positive": _constraint_labels(world, topic, constraints[0]),
+        "instruction_negative": _constraint_labels(world, topic, constraints[1]),
+        **{
+            column: {"topic": topic, "aspect": aspect, **values}
+            for column, aspect, values in zip(PASSAGE_COLUMNS, document_aspects, passages)
+        },
     }
 
 
-def split_topics(rng: random.Random) -> tuple[list[str], list[str]]:
+def make_row(rng: random.Random, topic: str, world: World = WORLDS["v1"]) -> dict:
+    """One InF-IR row: P+, its attribute flip (hard negative 1) and its aspect change (hard negative 2), with
+    labels and each passage's decoys (see :func:`row_labels`, :func:`_decoys`)."""
+    aspect, other_aspect = rng.sample(world.aspects, 2)
+    attribute = rng.choice(ATTRIBUTE_NAMES)
+    values, choices = _values(rng), world.choices(rng)
+    flipped = dict(values, **{attribute: 1 - values[attribute]})
+    pair = world.instructions(rng, topic, attribute)
+    labels = row_labels(
+        world,
+        topic,
+        (aspect, other_aspect),
+        ({attribute: values[attribute]}, {attribute: 1 - values[attribute]}),
+        (values, flipped, values),
+    )
+    labels["decoys"] = {
+        "document_positive": _decoys(world, topic, values, attribute),
+        "hard_negative_document_1": _decoys(world, topic, flipped, attribute),
+        "hard_negative_document_2": _decoys(world, topic, values, attribute),
+    }
+    return {
+        "query_positive": world.query(rng, topic, aspect),
+        "query_negative": world.query(rng, topic, other_aspect),
+        "instruction_positive": pair[values[attribute]],
+        "instruction_negative": pair[1 - values[attribute]],
+        "document_positive": world.passage(choices, topic, aspect, values),
+        "hard_negative_document_1": world.passage(choices, topic, aspect, flipped),
+        "hard_negative_document_2": world.passage(choices, topic, other_aspect, values),
+        "labels": labels,
+    }
+
+
+def split_topics(rng: random.Random, world: World = WORLDS["v1"]) -> tuple[list[str], list[str]]:
     """(training topics, held-out topics), a seeded partition."""
-    topics = sorted(TOPICS)
+    topics = sorted(world.topics)
     rng.shuffle(topics)
     cut = round(len(topics) * HELDOUT_TOPIC_FRACTION)
     return sorted(topics[cut:]), sorted(topics[:cut])
@@ -352,38 +467,44 @@ class _Corpus:
         return self.ids.setdefault(text, f"doc{len(self.ids):05d}")
 
 
-def make_followir_query(rng: random.Random, topic: str, topics: list[str], corpus: _Corpus) -> dict:
+def make_followir_query(
+    rng: random.Random, topic: str, topics: list[str], corpus: _Corpus, world: World = WORLDS["v1"]
+) -> dict:
     """One FollowIR-form query: instructions (og: A = v, changed: A = ¬v), a candidate pool and relevance.
 
     Pool (22): 4 same topic/aspect passages with A = v and their 4 flips (A = ¬v), 8 of the same topic's other
     aspects, 6 of other held-out topics. Relevant under og: topic, aspect and A = v; under changed: A = ¬v.
     """
-    aspect = rng.choice(sorted(ASPECTS))
+    aspect = rng.choice(world.aspects)
     attribute = rng.choice(ATTRIBUTE_NAMES)
     value = rng.randrange(2)
-    pair = _instructions(rng, attribute)
+    pair = world.instructions(rng, topic, attribute)
     og, changed = {}, {}
     for _ in range(4):
-        values, choices = dict(_values(rng), **{attribute: value}), _choices(rng)
-        og[corpus.add(_passage(choices, topic, aspect, values))] = 1
-        changed[corpus.add(_passage(choices, topic, aspect, dict(values, **{attribute: 1 - value})))] = 1
-    others = [a for a in sorted(ASPECTS) if a != aspect]
+        values, choices = dict(_values(rng), **{attribute: value}), world.choices(rng)
+        og[corpus.add(world.passage(choices, topic, aspect, values))] = 1
+        changed[corpus.add(world.passage(choices, topic, aspect, dict(values, **{attribute: 1 - value})))] = 1
+    others = [a for a in world.aspects if a != aspect]
     distractors = [
-        corpus.add(_passage(_choices(rng), topic, rng.choice(others), _values(rng))) for _ in range(8)
+        corpus.add(world.passage(world.choices(rng), topic, rng.choice(others), _values(rng)))
+        for _ in range(8)
     ]
     other_topics = [t for t in topics if t != topic]
     distractors += [
         corpus.add(
-            _passage(_choices(rng), rng.choice(other_topics), rng.choice(sorted(ASPECTS)), _values(rng))
+            world.passage(
+                world.choices(rng), rng.choice(other_topics), rng.choice(world.aspects), _values(rng)
+            )
         )
         for _ in range(6)
     ]
     pool = list(dict.fromkeys([*og, *changed, *distractors]))
     rng.shuffle(pool)
     return {
-        "text": _query(rng, topic, aspect),
+        "text": world.query(rng, topic, aspect),
         "instruction_og": pair[value],
         "instruction_changed": pair[1 - value],
+        "cluster": attribute,  # queries about one attribute move together: the report resamples them as a unit
         "pool": pool,
         "og": {d: og.get(d, 0) for d in pool},
         "changed": {d: changed.get(d, 0) for d in pool},
@@ -467,11 +588,13 @@ def _constraints(rng: random.Random, target: dict[str, int]) -> list[Constraint]
 
 
 def _hard_instructions(
-    rng: random.Random, positive: list[Constraint], negative: list[Constraint]
+    rng: random.Random, positive: list[Constraint], negative: list[Constraint], context: str = ""
 ) -> tuple[str, str]:
-    """Two instructions with the same sentence template: (positive constraints, negative constraints)."""
+    """Two instructions with the same context and sentence template: (positive constraints, negative ones)."""
     template = rng.choice(TEMPLATES[len(positive)])
-    return tuple(template.format(*(c.render() for c in cs)) for cs in (positive, negative))
+    return tuple(
+        f"{context} {template.format(*(c.render() for c in cs))}".lstrip() for cs in (positive, negative)
+    )
 
 
 def _attributes(rng: random.Random) -> list[str]:
@@ -479,27 +602,39 @@ def _attributes(rng: random.Random) -> list[str]:
     return rng.sample(ATTRIBUTE_NAMES, 2 if rng.random() < HARD.two_constraints else 1)
 
 
-def make_hard_row(rng: random.Random, topic: str) -> dict[str, str]:
+def make_hard_row(rng: random.Random, topic: str, world: World = WORLDS["v1"]) -> dict:
     """One held-out InF-IR row: I+ constrains one or two attributes; I- and hard negative 1 flip the last."""
-    aspect, other_aspect = rng.sample(sorted(ASPECTS), 2)
-    attributes, values, choices = _attributes(rng), _values(rng), _choices(rng)
+    aspect, other_aspect = rng.sample(world.aspects, 2)
+    attributes, values, choices = _attributes(rng), _values(rng), world.choices(rng)
     constraints = _constraints(rng, {name: values[name] for name in attributes})
-    positive, negative = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip()])
+    positive, negative = _hard_instructions(
+        rng, constraints, [*constraints[:-1], constraints[-1].flip()], world.context(rng, topic)
+    )
     changed = attributes[-1]
+    flipped = dict(values, **{changed: 1 - values[changed]})
+    wanted = {name: values[name] for name in attributes}
+    labels = row_labels(
+        world,
+        topic,
+        (aspect, other_aspect),
+        (wanted, dict(wanted, **{changed: flipped[changed]})),
+        (values, flipped, values),
+    )
     return {
-        "query_positive": _query(rng, topic, aspect),
-        "query_negative": _query(rng, topic, other_aspect),
+        "query_positive": world.query(rng, topic, aspect),
+        "query_negative": world.query(rng, topic, other_aspect),
         "instruction_positive": positive,
         "instruction_negative": negative,
-        "document_positive": _passage(choices, topic, aspect, values),
-        "hard_negative_document_1": _passage(
-            choices, topic, aspect, dict(values, **{changed: 1 - values[changed]})
-        ),
-        "hard_negative_document_2": _passage(choices, topic, other_aspect, values),
+        "document_positive": world.passage(choices, topic, aspect, values),
+        "hard_negative_document_1": world.passage(choices, topic, aspect, flipped),
+        "hard_negative_document_2": world.passage(choices, topic, other_aspect, values),
+        "labels": labels,
     }
 
 
-def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], corpus: _Corpus) -> dict:
+def make_hard_followir_query(
+    rng: random.Random, topic: str, topics: list[str], corpus: _Corpus, world: World = WORLDS["v1"]
+) -> dict:
     """One hard FollowIR-form query: og asks x[A] = a (with two constraints) and x[B] = b; changed flips b.
 
     Pool (two constraints: 4 + 4 + 4 + 2 + 8 + 6 = 28; one: 4 + 4 + 8 + 6 = 22), same topic/aspect unless
@@ -508,44 +643,51 @@ def make_hard_followir_query(rng: random.Random, topic: str, topics: list[str], 
     (¬a, b) and (¬a, ¬b), never relevant; same topic, other aspects, with (a, b); other held-out topics, any
     attributes.
     """
-    aspect = rng.choice(sorted(ASPECTS))
+    aspect = rng.choice(world.aspects)
     attributes = _attributes(rng)
     target = {name: rng.randrange(2) for name in attributes}
     constraints = _constraints(rng, target)
-    og_text, changed_text = _hard_instructions(rng, constraints, [*constraints[:-1], constraints[-1].flip()])
+    og_text, changed_text = _hard_instructions(
+        rng, constraints, [*constraints[:-1], constraints[-1].flip()], world.context(rng, topic)
+    )
     *stable, changing = attributes
     og, changed, partial = {}, {}, []
     for number in range(HARD.relevant):
-        values, choices = dict(_values(rng), **target), _choices(rng)
-        og[corpus.add(_passage(choices, topic, aspect, values))] = 1
+        values, choices = dict(_values(rng), **target), world.choices(rng)
+        og[corpus.add(world.passage(choices, topic, aspect, values))] = 1
         changed[
-            corpus.add(_passage(choices, topic, aspect, dict(values, **{changing: 1 - target[changing]})))
+            corpus.add(
+                world.passage(choices, topic, aspect, dict(values, **{changing: 1 - target[changing]}))
+            )
         ] = 1
         for name in stable:
             partial.append(
-                corpus.add(_passage(choices, topic, aspect, dict(values, **{name: 1 - target[name]})))
+                corpus.add(world.passage(choices, topic, aspect, dict(values, **{name: 1 - target[name]})))
             )
             if number < HARD.both_flipped:
                 neither = {name: 1 - target[name], changing: 1 - target[changing]}
-                partial.append(corpus.add(_passage(choices, topic, aspect, dict(values, **neither))))
-    others = [a for a in sorted(ASPECTS) if a != aspect]
+                partial.append(corpus.add(world.passage(choices, topic, aspect, dict(values, **neither))))
+    others = [a for a in world.aspects if a != aspect]
     distractors = [
-        corpus.add(_passage(_choices(rng), topic, rng.choice(others), dict(_values(rng), **target)))
+        corpus.add(world.passage(world.choices(rng), topic, rng.choice(others), dict(_values(rng), **target)))
         for _ in range(HARD.other_aspect)
     ]
     other_topics = [t for t in topics if t != topic]
     distractors += [
         corpus.add(
-            _passage(_choices(rng), rng.choice(other_topics), rng.choice(sorted(ASPECTS)), _values(rng))
+            world.passage(
+                world.choices(rng), rng.choice(other_topics), rng.choice(world.aspects), _values(rng)
+            )
         )
         for _ in range(HARD.other_topic)
     ]
     pool = list(dict.fromkeys([*og, *changed, *partial, *distractors]))
     rng.shuffle(pool)
     return {
-        "text": _query(rng, topic, aspect),
+        "text": world.query(rng, topic, aspect),
         "instruction_og": og_text,
         "instruction_changed": changed_text,
+        "cluster": "+".join(attributes),  # the attribute pair (stable+changing): 12 clusters for the report
         "pool": pool,
         "og": {d: og.get(d, 0) for d in pool},
         "changed": {d: changed.get(d, 0) for d in pool},
@@ -564,11 +706,16 @@ def _write_qrels(path: Path, queries: list[dict], key: str) -> None:
 
 
 def params(
-    train_rows: int, eval_queries: int, seed: int, heldout_rows: int | None = None, difficulty: str = "hard"
+    train_rows: int,
+    eval_queries: int,
+    seed: int,
+    heldout_rows: int | None = None,
+    difficulty: str = "hard",
+    generator: str = "v2",
 ) -> dict:
     """The generator parameters recorded in manifest.json (heldout_rows defaults to 2 × eval_queries)."""
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"synthetic.difficulty={difficulty!r}: expected one of {', '.join(DIFFICULTIES)}")
+    check_choice(difficulty, DIFFICULTIES, "data.synthetic.difficulty")
+    check_choice(generator, GENERATORS, "data.synthetic.generator")
     heldout = 2 * eval_queries if heldout_rows is None else heldout_rows
     return {
         "version": VERSION,
@@ -577,6 +724,7 @@ def params(
         "heldout_rows": heldout,
         "seed": seed,
         "difficulty": difficulty,
+        "generator": generator,
     }
 
 
@@ -589,14 +737,14 @@ def _makers(difficulty: str):
 
 def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
     """Write every file of the synthetic dataset into an existing directory."""
-    rng = random.Random(config["seed"])
-    train_topics, heldout_topics = split_topics(random.Random(f"topics-{config['seed']}"))
+    rng, world = random.Random(config["seed"]), WORLDS[config["generator"]]
+    train_topics, heldout_topics = split_topics(random.Random(f"topics-{config['seed']}"), world)
     train_row, heldout_row, followir_query = _makers(config["difficulty"])
-    train = [train_row(rng, rng.choice(train_topics)) for _ in range(config["train_rows"])]
-    heldout = [heldout_row(rng, rng.choice(heldout_topics)) for _ in range(config["heldout_rows"])]
+    train = [train_row(rng, rng.choice(train_topics), world) for _ in range(config["train_rows"])]
+    heldout = [heldout_row(rng, rng.choice(heldout_topics), world) for _ in range(config["heldout_rows"])]
     corpus = _Corpus()
     queries = [
-        followir_query(rng, rng.choice(heldout_topics), heldout_topics, corpus)
+        followir_query(rng, rng.choice(heldout_topics), heldout_topics, corpus, world)
         for _ in range(config["eval_queries"])
     ]
     for number, query in enumerate(queries):
@@ -618,6 +766,7 @@ def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
                 "text": q["text"],
                 "instruction_og": q["instruction_og"],
                 "instruction_changed": q["instruction_changed"],
+                "cluster": q["cluster"],
             }
             for q in queries
         ],
@@ -629,7 +778,7 @@ def write_dataset(out_dir: Path, config: dict) -> dict[str, str]:
         [{"query-id": q["_id"], "corpus-ids": q["pool"]} for q in queries],
     )
     manifest = {
-        "generator": "infembed.data.synthetic",
+        "written_by": "infembed.data.synthetic",
         **config,
         "train_topics": train_topics,
         "heldout_topics": heldout_topics,
@@ -660,6 +809,7 @@ def generate(
     seed: int = 0,
     heldout_rows: int | None = None,
     difficulty: str = "hard",
+    generator: str = "v2",
 ) -> dict[str, str]:
     """Generate the dataset into out_dir atomically (temp dir + rename) and return its paths.
 
@@ -669,7 +819,7 @@ def generate(
         raise ValueError(f"train_rows={train_rows}, eval_queries={eval_queries}: expected both >= 1")
     out = Path(out_dir)
     refuse_foreign_directory(out)
-    config = params(train_rows, eval_queries, seed, heldout_rows, difficulty)
+    config = params(train_rows, eval_queries, seed, heldout_rows, difficulty, generator)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -705,6 +855,7 @@ def ensure(
     seed: int = 0,
     heldout_rows: int | None = None,
     difficulty: str = "hard",
+    generator: str = "v2",
 ) -> bool:
     """Generate into out_dir unless it already holds data with these parameters; True when it generated.
 
@@ -714,9 +865,10 @@ def ensure(
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out.parent / f".{out.name}.lock")):
-        if is_current(out, params(train_rows, eval_queries, seed, heldout_rows, difficulty)):
+        config = (train_rows, eval_queries, seed, heldout_rows, difficulty, generator)
+        if is_current(out, params(*config)):
             return False
-        generate(out, train_rows, eval_queries, seed, heldout_rows, difficulty)
+        generate(out, *config)
         return True
 
 
@@ -728,9 +880,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heldout-rows", type=int, default=None, help="default: 2 × eval queries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difficulty", choices=DIFFICULTIES, default="hard")
+    parser.add_argument(
+        "--generator", choices=GENERATORS, default="v2", help="v1: the earlier, 30-word world"
+    )
     args = parser.parse_args(argv)
     paths = generate(
-        args.out, args.train_rows, args.eval_queries, args.seed, args.heldout_rows, args.difficulty
+        args.out,
+        args.train_rows,
+        args.eval_queries,
+        args.seed,
+        args.heldout_rows,
+        args.difficulty,
+        args.generator,
     )
     print(json.dumps(paths, indent=2))
 
