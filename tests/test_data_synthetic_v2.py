@@ -29,7 +29,11 @@ def words(text: str) -> list[str]:
 
 def test_v2_is_the_default_and_recorded_in_the_manifest(v2):
     manifest = json.loads((v2 / "manifest.json").read_text())
-    assert manifest["generator"] == "v2" and manifest["difficulty"] == "hard" and manifest["version"] == synthetic.VERSION
+    assert (
+        manifest["generator"] == "v2"
+        and manifest["difficulty"] == "hard"
+        and manifest["version"] == synthetic.VERSION
+    )
     assert not synthetic.is_current(v2, synthetic.params(600, 20, 0, generator="v1"))
     with pytest.raises(ValueError, match=r"data.synthetic.generator=.v3.: expected one of v1, v2"):
         synthetic.params(5, 2, 0, generator="v3")
