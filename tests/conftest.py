@@ -17,9 +17,10 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from transformers import AutoTokenizer, Qwen2Config  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
 
 from helpers import MINILM  # noqa: E402
+from helpers.qwen import tiny_qwen_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,15 +28,6 @@ def tiny_qwen(tmp_path_factory) -> str:
     """A folder with a 2-layer random Qwen2 (the MiniLM tokenizer): decoder presets without a download."""
     folder = tmp_path_factory.mktemp("tiny_qwen")
     tokenizer = AutoTokenizer.from_pretrained(MINILM)
-    Qwen2Config(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-    ).save_pretrained(folder)
+    tiny_qwen_config(tokenizer.vocab_size, tokenizer.pad_token_id).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)

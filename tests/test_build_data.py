@@ -13,19 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from infembed.data.schema import COLUMNS
+
 from helpers import ROOT, offline_env, run_py
 from helpers.build import TOPICS, ChatStub, chat_lm, collection
 
 pytestmark = pytest.mark.e2e
-SCHEMA = [
-    "query_positive",
-    "query_negative",
-    "instruction_positive",
-    "instruction_negative",
-    "document_positive",
-    "hard_negative_document_1",
-    "hard_negative_document_2",
-]
+SCHEMA = list(COLUMNS)
 
 
 def build(tmp_path: Path, run: str, *overrides: str) -> list[str]:

@@ -17,6 +17,20 @@ CORPUS = (
 )
 
 
+def tiny_qwen_config(vocab_size: int, pad_token_id: int) -> Qwen2Config:
+    """A 2-layer, 32-dim Qwen2 (4 heads, 2 key-value heads) for a tokenizer of ``vocab_size``."""
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=pad_token_id,
+    )
+
+
 def write_qwen_tokenizer(folder: Path) -> str:
     """``folder`` with a byte-level BPE ``Qwen2Tokenizer`` whose merges make most corpus words one token."""
     bpe = Tokenizer(models.BPE())
@@ -38,14 +52,5 @@ def write_tiny_qwen(folder: Path) -> str:
     """``folder`` with a 2-layer, 32-dim random Qwen2 and :func:`write_qwen_tokenizer`'s tokenizer."""
     write_qwen_tokenizer(folder)
     vocab = json.loads((Path(folder) / "tokenizer.json").read_text())["model"]["vocab"]
-    Qwen2Config(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=vocab["<|endoftext|>"],
-    ).save_pretrained(folder)
+    tiny_qwen_config(len(vocab), vocab["<|endoftext|>"]).save_pretrained(folder)
     return str(folder)
