@@ -18,7 +18,7 @@ MISTAKES = [
         "trainer.max_stepz=3",
         "trainer.max_stepz: no such key (did you mean trainer.max_steps?); trainer has: ",
     ),
-    ("lossx=uni_p", "lossx: no such key (did you mean loss?); the config has: benchmark, callbacks, "),
+    ("lossx=uni_p", "lossx: no such key (did you mean loss?); the config has: benchmark, build, callbacks, "),
     ("loss.temperature=[1", "cannot parse an override: no viable alternative at input '[1'"),
     ("evaluation.before=maybe", "ConfigError: evaluation.before='maybe': expected true or false"),
     ("model.normalize=1", "ConfigError: model.normalize=1: expected true or false"),

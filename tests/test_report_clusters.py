@@ -168,7 +168,9 @@ def test_training_with_a_clustered_benchmark_writes_and_logs_clusters(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     written = (run_dir / "clusters.json").read_text()
-    assert json.loads(written) == {"beir": {"q1": "purring", "q2": "noise", "q3": "noise"}}
+    clusters = json.loads(written)
+    assert clusters["beir"] == {"q1": "purring", "q2": "noise", "q3": "noise"}
+    assert set(clusters) == {"beir", "synthetic"} and all("+" in c for c in clusters["synthetic"].values())
     staged = [
         p.read_text() for p in (tmp_path / "wandb_data").rglob("*") if p.is_file() and p.stat().st_size < 4096
     ]
