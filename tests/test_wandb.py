@@ -83,7 +83,7 @@ def test_results_and_checkpoint_are_artifacts_offline(two_runs):
     _, runs, _, _ = two_runs
     for run in runs:
         assert run["artifacts"] == {
-            f"results-{run['id']}": ("results", ["metrics.json", "per_query.json"]),
+            f"results-{run['id']}": ("results", ["clusters.json", "metrics.json", "per_query.json"]),
             f"model-{run['id']}": ("model", ["model.ckpt"]),
         }
 
