@@ -127,3 +127,14 @@ def test_console_commands_report_mistakes_in_one_line(installed, tmp_path):
     for command in ("infembed-export", "infembed-report", "infembed-mteb"):
         helped = run_installed(installed, command, "--help", cwd=tmp_path)
         assert helped.returncode == 0 and "usage:" in helped.stdout, (command, helped.stderr[-2000:])
+    missing = run_installed(
+        installed,
+        "infembed-export",
+        "--ckpt",
+        str(tmp_path / "nope.ckpt"),
+        "--out",
+        str(tmp_path / "x"),
+        cwd=tmp_path,
+    )
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr[-2000:]
+    assert "nope.ckpt" in missing.stderr

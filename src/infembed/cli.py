@@ -99,9 +99,10 @@ def main() -> None:
 
 def export() -> None:
     """``infembed-export`` = ``python -m infembed.export``."""
+    from infembed.errors import run_command
     from infembed.export import main as export_main
 
-    export_main()
+    run_command(export_main)
 
 
 def report() -> None:
@@ -113,6 +114,7 @@ def report() -> None:
 
 def mteb() -> None:
     """``infembed-mteb`` = ``python -m infembed.eval.mteb_adapter`` (needs the ``mteb`` extra)."""
+    from infembed.errors import run_command
     from infembed.eval.mteb_adapter import main as mteb_main
 
-    mteb_main()
+    run_command(mteb_main)

@@ -7,6 +7,9 @@ is: a config key, an input file (with its line), a benchmark folder, a checkpoin
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class UserError(ValueError):
     """A mistake in the user's command line, config or input files; the message says what to fix."""
@@ -58,3 +61,13 @@ def check_bool(value, key: str) -> None:
     """``value`` must be true or false (a YAML boolean), not a string or number that looks like one."""
     if not isinstance(value, bool):
         raise ConfigError(f"{key}={value!r}: expected true or false")
+
+
+def run_command(main: Callable[[], object]) -> None:
+    """Run a command-line ``main`` (``python -m ...`` or its console script): a user mistake prints one line, as
+    run.py prints it, and exits 1; anything else keeps its traceback."""
+    try:
+        main()
+    except UserError as err:
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(1)

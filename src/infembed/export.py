@@ -42,7 +42,6 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -51,7 +50,7 @@ import torch
 from sentence_transformers import SentenceTransformer, SentenceTransformerModelCardData
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-from infembed.errors import UserError
+from infembed.errors import UserError, run_command
 from infembed.hub_ids import is_hub_id
 from infembed.logs import quiet_library_bars
 from infembed.results import results_table
@@ -414,8 +413,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:  # one line, as run.py prints it
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_command(main)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,7 +52,7 @@ from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.models import ModelMeta
 from mteb.types import PromptType
 
-from infembed.errors import UserError
+from infembed.errors import UserError, run_command
 from infembed.eval.benchmarks import FollowIRBenchmark, load_benchmark, passage_text
 from infembed.eval.runner import candidate_pools
 from infembed.logs import quiet_library_bars
@@ -324,8 +323,4 @@ __all__ = ["HubUnavailable", "MTEBEncoder", "evaluate", "folder_task", "model_me
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:  # one line, as run.py prints it
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_command(main)
