@@ -16,10 +16,10 @@ def offline_env(**extra: str) -> dict[str, str]:
     return {**os.environ, **OFFLINE, **extra}
 
 
-def run_py(*overrides: str, cwd, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python run.py OVERRIDES`` in ``cwd``; stdout and stderr captured as text; never raises on exit status."""
+def run_python(*argv: str, cwd, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python ARGV`` in ``cwd``; stdout and stderr captured as text; never raises on exit status."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *overrides],
+        [sys.executable, *argv],
         cwd=cwd,
         env=env or offline_env(),
         capture_output=True,
@@ -27,16 +27,13 @@ def run_py(*overrides: str, cwd, timeout: int = 600, env: dict | None = None) ->
         timeout=timeout,
         check=False,
     )
+
+
+def run_py(*overrides: str, cwd, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python run.py OVERRIDES`` in ``cwd`` (see :func:`run_python`)."""
+    return run_python(str(ROOT / "run.py"), *overrides, cwd=cwd, timeout=timeout, env=env)
 
 
 def run_module(module: str, *args: str, cwd, timeout: int = 600, env: dict | None = None):
-    """``python -m MODULE ARGS`` in ``cwd`` (same capture as :func:`run_py`)."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env or offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """``python -m MODULE ARGS`` in ``cwd`` (see :func:`run_python`)."""
+    return run_python("-m", module, *args, cwd=cwd, timeout=timeout, env=env)
