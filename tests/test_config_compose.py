@@ -26,6 +26,7 @@ REQUIRED = {  # the user must say where the data is
     ("experiment", "birco_minilm"): ["benchmark.root=/data/birco"],
     ("experiment", "birco_transfer"): ["benchmark.root=/data/birco"],
     ("experiment", "birco_realtext"): ["benchmark.root=/data/birco"],
+    ("experiment", "birco_dev"): ["benchmark.root=/data/birco"],
 }
 
 

@@ -1,5 +1,7 @@
 """The eval suite with the real BiEncoder (tiny random BERT), the benchmark configs, BIRCO."""
 
+import json
+
 import pytest
 
 from infembed.eval import evaluate_from_config, evaluate_synthetic
@@ -9,6 +11,7 @@ from infembed.pipeline import instantiate
 from helpers import tiny_bert_encoder
 from helpers.benchmarks import make_beir, make_followir, make_heldout
 from helpers.compose import benchmark_spec, compose_train
+from helpers.processes import run_py
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +63,25 @@ def test_birco_group_evaluates_its_four_tasks_as_rerank_pools(tmp_path, tiny_enc
     assert bench.pool_from_qrels
     pools = qrels_pools(bench)
     assert all(set(results["wtb"].run[q]) == set(pools[q]) for q in pools)  # only the pool is ranked
+
+
+@pytest.mark.e2e
+def test_birco_dev_experiment_scores_only_the_dev_splits(tmp_path):
+    """experiment=birco_dev through run.py on a fabricated BIRCO root whose doris-mae and clinical-trial have only a
+    dev split (as the real ones; the test tasks' folders are absent): one row per dev task, with and without the
+    instruction, so choices can be made without BIRCO test."""
+    for task in ("doris-mae", "clinical-trial"):
+        qrels = make_beir(tmp_path / "birco" / task) / "qrels"
+        (qrels / "test.tsv").rename(qrels / "dev.tsv")
+    result = run_py(
+        "experiment=birco_dev",
+        f"benchmark.root={tmp_path / 'birco'}",
+        "model=tiny",
+        f"hydra.sweep.dir={tmp_path / 'dev'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = json.loads((tmp_path / "dev" / "0" / "metrics.json").read_text())["after"]
+    tasks = ("doris-mae", "clinical-trial")
+    assert sorted(after) == sorted([*tasks, *(f"{t} (no instruction)" for t in tasks)])
+    assert all(set(row) == {"ndcg@10"} and 0 <= row["ndcg@10"] <= 1 for row in after.values())

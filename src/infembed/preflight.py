@@ -3,7 +3,9 @@ cross-key conflicts, and that the hub repositories a run needs are reachable (or
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 import os
 import typing
 from pathlib import Path
@@ -183,12 +185,12 @@ def validate(cfg: DictConfig) -> None:
         if value is not None:
             check(value, key)
     if cfg.task == "train":
-        _check_trainer_keys(cfg)
         _check_divisible(cfg)
         _check_multirun_ddp(cfg)
         _check_grad_cache_strategy(cfg)
         _check_grad_cache_fusion(cfg)
         _check_false_swaps(cfg)
+    _check_target_keys(cfg)
     _check_optimized_metric(cfg)
     ckpt = cfg.get("ckpt_path")
     if ckpt and ckpt not in ("last", "hpc") and not Path(ckpt).is_file():
@@ -283,16 +285,51 @@ def _check_wise_ft(cfg: DictConfig) -> None:
         )
 
 
-def _check_trainer_keys(cfg: DictConfig) -> None:
-    """Every key of the trainer node must be an argument of its ``_target_`` (e.g. a typo in +trainer.X=...)."""
-    import inspect
+def _check_target_keys(cfg: DictConfig) -> None:
+    """Every key of a node with a ``_target_`` must be an argument of it (a typo in ``+loss.temprature=...`` is named
+    here, before anything is built, not as a TypeError when the loss is), unless the target takes ``**kwargs``."""
+    for key, node in _target_nodes(cfg):
+        accepted = _target_arguments(str(node._target_))
+        unknown = sorted(
+            str(k) for k in node if not str(k).startswith("_") and accepted is not None and k not in accepted
+        )
+        if unknown:
+            prefix = f"{key}." if key else ""
+            close = difflib.get_close_matches(str(unknown[0]), sorted(accepted), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(
+                f"{prefix}{unknown[0]}: not an argument of {node._target_}{hint}; it takes: {', '.join(sorted(accepted))}"
+            )
 
-    from hydra.utils import get_class
 
-    accepted = set(inspect.signature(get_class(cfg.trainer._target_)).parameters)
-    unknown = sorted(k for k in cfg.trainer if not k.startswith("_") and k not in accepted)
-    if unknown:
-        raise ConfigError(f"trainer.{unknown[0]}: not an argument of {cfg.trainer._target_}")
+def _target_nodes(node: DictConfig, prefix: str = ""):
+    """``(dotted key, node)`` of every mapping with a ``_target_`` under ``node`` (``hydra`` excluded)."""
+    if "_target_" in node:
+        yield prefix, node
+    for key in node:
+        child = node._get_node(key)
+        if (
+            key != "hydra"
+            and isinstance(child, DictConfig)
+            and not child._is_missing()
+            and not child._is_none()
+        ):
+            yield from _target_nodes(child, f"{prefix}.{key}" if prefix else str(key))
+
+
+@functools.cache
+def _target_arguments(target: str) -> frozenset[str] | None:
+    """The keyword arguments ``target`` accepts; None when it takes ``**kwargs`` (anything) or cannot be imported
+    here (an optional backend: building it reports that)."""
+    from hydra.utils import get_object
+
+    try:
+        parameters = inspect.signature(get_object(target)).parameters.values()
+    except (ImportError, ValueError, TypeError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL)
 
 
 def _check_divisible(cfg: DictConfig) -> None:
