@@ -112,7 +112,10 @@ WRONG = [
     ("scheduler.warmup_ratio=1.5", "module.scheduler.warmup_ratio=1.5: expected a number in [0, 1)"),
     ("ckpt_path=/no/such.ckpt", "ckpt_path=/no/such.ckpt: no such checkpoint file"),
     ("+trainer.max_step=5", "trainer.max_step: not an argument of lightning.Trainer"),
-    ("+loss.temprature=0.1", "loss.temprature: not an argument of infembed.losses.build_loss (did you mean loss.te"),
+    (
+        "+loss.temprature=0.1",
+        "loss.temprature: not an argument of infembed.losses.build_loss (did you mean loss.te",
+    ),
     ("evaluation.wise_ft=2", "evaluation.wise_ft=2: expected a number in [0, 1]"),
     ("evaluation.wise_ft=0.5", "evaluation.wise_ft interpolates a trained checkpoint"),
 ]
