@@ -41,6 +41,22 @@ def test_tiny_bert_end_to_end_with_cache(tmp_path, tiny_encoder):
     assert again == first  # cached corpus embeddings give the same numbers
 
 
+def test_corpus_cache_survives_another_pair_template(tmp_path):
+    """Evaluating one model under two pair templates encodes the corpus once: one cache file, and the scores of the
+    second template are those of a cold run."""
+    make_beir(tmp_path / "toy")
+    encoder = tiny_bert_encoder()
+    config = benchmark_spec(path=str(tmp_path / "toy"), cache_dir=str(tmp_path / "cache"))
+    evaluate_from_config(encoder, config, None, show_progress=False)
+    encoder.text = encoder.text.replace(pair_template="Instruct: {instruction} Query: {query}")
+    warm = evaluate_from_config(encoder, config, None, show_progress=False)["toy"].metrics
+    assert len(list((tmp_path / "cache").glob("corpus-*.pt"))) == 1
+    cold = evaluate_from_config(
+        encoder, benchmark_spec(path=str(tmp_path / "toy")), None, show_progress=False
+    )
+    assert warm == pytest.approx(cold["toy"].metrics)
+
+
 def test_tiny_bert_synthetic_layout(tmp_path, tiny_encoder):
     make_followir(tmp_path / "followir")
     make_heldout(tmp_path / "heldout.jsonl")

@@ -81,6 +81,25 @@ def test_fingerprint_tracks_weights(encoder):
     assert encoder.fingerprint() != first
 
 
+def test_passage_fingerprint_ignores_how_pairs_are_written():
+    """A corpus cache is keyed on the passage fingerprint: another pair template, pair length or truncation rule
+    reuses it (the full fingerprint, mteb's model revision, changes); a passage setting does not."""
+    encoder = tiny_bert_encoder()
+    passages = encoder.fingerprint(passages_only=True)
+    changes = (
+        {"pair_template": "Instruct: {instruction} Query: {query}"},
+        {"max_pair_length": 9},
+        {"truncation": "end"},
+    )
+    for change in changes:
+        encoder.text = encoder.text.replace(**change)
+        assert encoder.fingerprint(passages_only=True) == passages
+    assert encoder.fingerprint() != encoder.fingerprint(passages_only=True)
+    before = encoder.fingerprint()
+    encoder.text = encoder.text.replace(passage_template="Passage: {passage}")
+    assert encoder.fingerprint(passages_only=True) != passages and encoder.fingerprint() != before
+
+
 def test_config_overrides_need_random_init():
     with pytest.raises(ConfigError, match="random_init"):
         BiEncoder(MINILM, config_overrides={"num_hidden_layers": 1})

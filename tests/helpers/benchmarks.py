@@ -44,7 +44,7 @@ class BagOfWordsEncoder:
         self.passages_encoded += len(texts)
         return torch.stack([self._embed(t) for t in texts])
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, passages_only: bool = False) -> str:
         return f"bow-{self.dim}"
 
 

@@ -1,10 +1,10 @@
 """Corpus embeddings with an on-disk cache, reranking of candidate pools and exact full-corpus top-k.
 
 The encoder is anything with ``encode_pairs(queries, instructions, batch_size, show_progress)``,
-``encode_passages(texts, batch_size, show_progress)``, ``fingerprint()`` and ``text.max_passage_length`` (the project's
+``encode_passages(texts, batch_size, show_progress)``, ``fingerprint(passages_only)`` and ``text.max_passage_length`` (the project's
 ``BiEncoder``): embeddings are L2-normalised, so a dot product is the cosine similarity.
 
-Cache: one file per (encoder fingerprint, corpus content hash, max passage length) under ``cache_dir``, holding the
+Cache: one file per (the encoder's passage fingerprint, corpus content hash, max passage length) under ``cache_dir``, holding the
 ids and embeddings of every document encoded so far; a later call encodes only the documents it lacks.
 """
 
@@ -51,7 +51,9 @@ def encode_corpus(
     """Embeddings (len(doc_ids), D) of ``doc_ids`` in that order, reusing and extending the cache when given."""
     path = None
     if cache_dir:
-        path = cache_path(cache_dir, encoder.fingerprint(), corpus_key, encoder.text.max_passage_length)
+        path = cache_path(
+            cache_dir, encoder.fingerprint(passages_only=True), corpus_key, encoder.text.max_passage_length
+        )
     cached_ids, cached = _load_cache(path) if path else ([], None)
     index = {doc: i for i, doc in enumerate(cached_ids)}
     missing = [doc for doc in dict.fromkeys(doc_ids) if doc not in index]

@@ -37,6 +37,7 @@ from infembed.models.fusion import attention_fusion, swap_fusion
 from infembed.text import FUSIONS, TOWERS, TextSpec
 
 POOLINGS = ("mean", "cls", "last")
+PAIR_ONLY_TEXT = ("pair_template", "max_pair_length", "truncation")  # TextSpec fields passages never use
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -261,17 +262,18 @@ class BiEncoder(nn.Module):
         self.train(was_training)
         return out
 
-    def fingerprint(self) -> str:
-        """Stable hash of the backbone name, pooling, fusion, text spec and every weight: a key for embedding caches."""
+    def fingerprint(self, passages_only: bool = False) -> str:
+        """Stable hash of the backbone name, pooling, fusion, text spec and every weight: a key for embedding caches.
+
+        ``passages_only``: only what passage embeddings depend on (the pair template, pair length, truncation rule
+        and fusion left out), so a corpus cache survives a change of how queries are written.
+        """
+        text = self.text.as_dict()
+        if passages_only:
+            text = {k: v for k, v in text.items() if k not in PAIR_ONLY_TEXT}
         digest = hashlib.blake2b(digest_size=16)
-        header = [
-            self.backbone_name,
-            self.pooling,
-            self.normalize,
-            self.fusion,
-            *self.text.as_dict().values(),
-        ]
-        digest.update("|".join(map(str, header)).encode())
+        header = [self.backbone_name, self.pooling, self.normalize, *([] if passages_only else [self.fusion])]
+        digest.update("|".join(map(str, [*header, *text.values()])).encode())
         for name, tensor in self.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
