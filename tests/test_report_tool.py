@@ -357,9 +357,11 @@ def test_expected_jobs_match_hydras_basic_sweeper(tmp_path):
 
 def test_evaluations_of_checkpoints_group_by_their_training_jobs(tmp_path):
     """task=evaluate jobs of a seed sweep's checkpoints are the sweep's configurations, seeds as replicates; the
-    checkpoint path may be relative to the evaluation's working directory; the untrained model keeps ckpt_path."""
+    checkpoint path may be relative to the evaluation's working directory; the untrained model keeps ckpt_path; a
+    training job that skipped its own "before" evaluation trained the same model."""
     train = tmp_path / "train"
-    for num, overrides in enumerate((["loss=a", "seed=1"], ["loss=a", "seed=2"], ["loss=b", "experiment=t"])):
+    jobs = (["loss=a", "seed=1"], ["loss=a", "seed=2", "evaluation.before=false"], ["loss=b", "experiment=t"])
+    for num, overrides in enumerate(jobs):
         make_job(train, num, overrides, synthetic(np.full(50, 0.5)))
     (train / "2" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 7}))
     ev = tmp_path / "ev"

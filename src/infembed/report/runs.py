@@ -27,6 +27,7 @@ from infembed.results import STAGES, split_metric_path
 
 SEED_KEY = "seed"
 CKPT_KEY = "ckpt_path"
+MEASUREMENT_ONLY = ("evaluation.",)  # training overrides of what was measured, not of the weights it wrote
 
 MetricKey = tuple[str, str]  # (benchmark, metric), e.g. ("synthetic", "p-mrr")
 
@@ -141,7 +142,8 @@ def with_training_overrides(overrides: dict[str, str], cwd: str | None) -> dict[
     ``ckpt_path=<job>/checkpoints/X.ckpt`` (relative paths from the evaluation's working directory) is replaced by
     the training job's overrides and seed, so evaluations of a seed sweep's checkpoints group as the sweep did, with
     the seeds as replicates. A training key that the evaluation also sets is kept as ``trained:KEY`` (e.g. both
-    ``experiment``s); a checkpoint outside a Hydra job keeps ``ckpt_path``.
+    ``experiment``s); the training job's ``evaluation.*`` keys (e.g. ``evaluation.before=false``) change what it
+    measured, not the checkpoint, and are dropped; a checkpoint outside a Hydra job keeps ``ckpt_path``.
     """
     ckpt = overrides.get(CKPT_KEY)
     if not ckpt or ckpt in ("null", "last", "hpc"):
@@ -150,7 +152,11 @@ def with_training_overrides(overrides: dict[str, str], cwd: str | None) -> dict[
     hydra_dir = path.parent.parent / ".hydra"
     if not (hydra_dir / "overrides.yaml").is_file():
         return overrides
-    trained = parse_overrides(_load_yaml_list(hydra_dir / "overrides.yaml"))
+    trained = {
+        k: v
+        for k, v in parse_overrides(_load_yaml_list(hydra_dir / "overrides.yaml")).items()
+        if not k.startswith(MEASUREMENT_ONLY)
+    }
     if SEED_KEY not in trained and (hydra_dir / "config.yaml").is_file():
         trained[SEED_KEY] = str(_load_yaml(hydra_dir / "config.yaml").get(SEED_KEY, "?"))
     own = {k: v for k, v in overrides.items() if k not in (CKPT_KEY, SEED_KEY)}
