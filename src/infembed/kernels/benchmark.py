@@ -284,7 +284,11 @@ def _parse(argv):
     parser.add_argument("--breakdown", action="store_true", help="CUDA: per-kernel GPU time of one step")
     parser.add_argument("--find-max", type=int, metavar="N_CAP", help="largest N ≤ N_CAP each backend runs")
     parser.add_argument("--fits", type=int, nargs="?", const=FITS_N, metavar="N", help="one triton step at N")
-    parser.add_argument("--ceiling-n", type=int, default=8192, help="n of the n × n × n bf16 ceiling GEMM")
+    parser.add_argument(
+        "--ceiling-n",
+        type=int,
+        help="n of the n × n × n bf16 ceiling GEMM (default 8192 on cuda, 512 on cpu)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write everything as JSON here")
     parser.add_argument("--dry", action="store_true", help="tiny sizes on CPU (Triton interpreter)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -325,7 +329,8 @@ def main(argv=None) -> None:
         )
         print(json.dumps(result))
         return
-    roof = ceiling(args.device, args.ceiling_n, 2**30 if args.device == "cuda" else 2**24)
+    gemm_n = args.ceiling_n or (8192 if args.device == "cuda" else 512)  # bf16 on a CPU: minutes at 8192
+    roof = ceiling(args.device, gemm_n, 2**30 if args.device == "cuda" else 2**24)
     if args.device == "cuda":
         torch.cuda.empty_cache()  # the workers get the memory back
     doc = {"config": {k: v for k, v in vars(args).items() if k != "worker"}, "ceiling": roof, "results": []}
