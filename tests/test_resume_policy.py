@@ -18,7 +18,7 @@ STEPS = ("trainer.max_steps=3", "trainer.val_check_interval=3")
 @pytest.fixture(scope="module")
 def first(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("policy")
-    result = run_py(*SMOKE, *STEPS, f"hydra.run.dir={cwd / 'a'}", cwd=cwd)
+    result = run_py(*SMOKE, *STEPS, "optimizer.lr=1e-4", f"hydra.run.dir={cwd / 'a'}", cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd, cwd / "a" / "checkpoints" / "last.ckpt"
 
