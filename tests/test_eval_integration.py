@@ -86,7 +86,8 @@ def test_birco_dev_experiment_scores_only_the_dev_splits(tmp_path):
     """experiment=birco_dev through run.py on a fabricated BIRCO root whose doris-mae and clinical-trial have only a
     dev split (as the real ones; the test tasks' folders are absent): one row per dev task, with and without the
     instruction, so choices can be made without BIRCO test."""
-    for task in ("doris-mae", "clinical-trial"):
+    tasks = ("doris-mae", "clinical-trial")
+    for task in tasks:
         qrels = make_beir(tmp_path / "birco" / task) / "qrels"
         (qrels / "test.tsv").rename(qrels / "dev.tsv")
     result = run_py(
@@ -98,6 +99,5 @@ def test_birco_dev_experiment_scores_only_the_dev_splits(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads((tmp_path / "dev" / "0" / "metrics.json").read_text())["after"]
-    tasks = ("doris-mae", "clinical-trial")
     assert sorted(after) == sorted([*tasks, *(f"{t} (no instruction)" for t in tasks)])
     assert all(set(row) == {"ndcg@10"} and 0 <= row["ndcg@10"] <= 1 for row in after.values())
