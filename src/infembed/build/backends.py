@@ -72,13 +72,16 @@ class OpenAIChat:
             self.headers["Authorization"] = f"Bearer {key}"
 
     def complete(self, conversations: list[list[dict]], on_answer: Callable[[int, str | None], None]) -> None:
-        """``on_answer(index, text)`` as each answer arrives (from worker threads)."""
+        """``on_answer(index, text)`` in the worker thread that got the answer, before that worker sends its next
+        request: a build killed at any moment has handed over every answer it received."""
         import requests
 
+        def ask(index: int, messages: list[dict]) -> None:
+            on_answer(index, self._request(session, messages))
+
         with requests.Session() as session, ThreadPoolExecutor(self.concurrency) as pool:
-            futures = {pool.submit(self._request, session, m): i for i, m in enumerate(conversations)}
-            for future in as_completed(futures):
-                on_answer(futures[future], future.result())
+            for future in as_completed([pool.submit(ask, i, m) for i, m in enumerate(conversations)]):
+                future.result()  # a GeneratorError reaches the caller
 
     def _request(self, session, messages: list[dict]) -> str | None:
         import requests
