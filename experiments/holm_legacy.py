@@ -22,13 +22,14 @@ from infembed.report.stats import holm
 HEADER = "| A | B | metric | queries | Δ = A − B | 95 % CI of Δ | p |"
 
 
-def test_rows(report: Path) -> list[list[str]]:
+def paired_tests(report: Path) -> list[list[str]]:
     """The cells of every row of the report's test table, ``[A, B, metric, queries, Δ, CI, p]``."""
     lines = report.read_text(encoding="utf-8").splitlines()
     if HEADER not in lines:
         sys.exit(f"{report}: no paired-test table (expected the header line {HEADER!r})")
+    first = lines.index(HEADER) + 2  # past the header and its |---| line
     rows = []
-    for number, line in enumerate(lines[lines.index(HEADER) + 2 :], start=lines.index(HEADER) + 3):
+    for number, line in enumerate(lines[first:], start=first + 1):
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("report", type=Path)
     parser.add_argument("--metric", help="keep only the tests of this metric")
     args = parser.parse_args(argv)
-    rows = [r for r in test_rows(args.report) if args.metric in (None, r[2])]
+    rows = [r for r in paired_tests(args.report) if args.metric in (None, r[2])]
     if not rows:
         sys.exit(f"{args.report}: no test of metric {args.metric!r}")
     raw = [float(r[6].lstrip("<")) for r in rows]  # "< 0.0001" is bounded: taken at the bound

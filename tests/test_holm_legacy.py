@@ -33,3 +33,12 @@ def test_a_file_without_a_test_table_names_the_file_and_the_header(tmp_path):
     assert (
         f"{tmp_path / 'report.md'}: no paired-test table" in done.stderr and "| A | B | metric" in done.stderr
     )
+
+
+def test_a_row_with_missing_cells_names_its_line(tmp_path):
+    header = "| A | B | metric | queries | Δ = A − B | 95 % CI of Δ | p |"
+    (tmp_path / "report.md").write_text(
+        f"# r\n{header}\n|---|---|---|---:|---:|---:|---:|\n| a | b | m | 10 | 0.2 |\n"
+    )
+    done = holm_table(str(tmp_path / "report.md"))
+    assert done.returncode == 1 and f"{tmp_path / 'report.md'}:4: expected 7 cells" in done.stderr
